@@ -1,0 +1,65 @@
+"""Command line: flags and environment into Settings, then serve."""
+
+import argparse
+import logging
+import sys
+
+from mcp_server_sessions.store import InvalidInput, StoreError
+from mcp_server_sessions.store.limits import check_id
+
+from .app import serve
+from .settings import LOG_LEVELS, Settings
+
+
+def parse_settings(argv: list[str] | None = None) -> Settings:
+    defaults = Settings()
+    parser = argparse.ArgumentParser(
+        prog="mcp-server-sessions",
+        description="MCP server for persistent, multi-user conversation sessions (stdio).",
+    )
+    parser.add_argument(
+        "--db",
+        default=defaults.db,
+        help="SQLite file, or :memory: (env MCP_SESSIONS_DB; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--user",
+        default=defaults.user,
+        help="user_id for calls that name none (env MCP_SESSIONS_USER; default: %(default)s)",
+    )
+    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="stderr log level")
+    args = parser.parse_args(argv)
+    try:
+        check_id(args.user, "--user")
+    except InvalidInput as exc:
+        parser.error(str(exc))
+    return Settings(db=args.db, user=args.user, log_level=args.log_level)
+
+
+def main() -> None:
+    settings = parse_settings()
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        serve(settings)
+    except KeyboardInterrupt:
+        pass
+    except BaseException as exc:
+        problems = _store_errors(exc)
+        if not problems:
+            raise
+        for problem in problems:
+            logging.getLogger("mcp_server_sessions").error("%s", problem)
+        sys.exit(1)
+
+
+def _store_errors(exc: BaseException) -> list[StoreError]:
+    """The store errors in `exc`, which the server's task groups may have wrapped in groups."""
+    if isinstance(exc, StoreError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        return [found for inner in exc.exceptions for found in _store_errors(inner)]
+    return []

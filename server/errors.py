@@ -1,0 +1,60 @@
+"""Every failure becomes one sentence a model can act on.
+
+The SDK reports bad arguments with pydantic's multi-line text and hides unexpected
+exceptions behind a generic line; `explain` turns both, and our store errors, into one
+sentence, and the cause is logged to stderr, never sent to the client.
+"""
+
+import logging
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from pydantic import ValidationError
+
+from mcp_server_sessions.store import StoreError
+
+logger = logging.getLogger(__name__)
+
+_ID_FIELDS = {"session_id", "user_id", "run_id", "exclude_session_id"}
+
+
+class SessionsServer(MCPServer[Any]):
+    """MCPServer whose tool errors are always one clear sentence."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            raise ToolError(explain(name, exc)) from exc.__cause__
+
+
+def explain(tool: str, exc: ToolError) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, ValidationError):
+        return describe_validation(tool, cause)
+    if isinstance(cause, StoreError):
+        return str(cause)
+    if isinstance(exc, UnexpectedToolError):
+        logger.error("tool %s failed unexpectedly", tool, exc_info=cause)
+        return f"The {tool} tool failed unexpectedly; the server logged the cause and is still serving, so retry."
+    return str(exc)
+
+
+def describe_validation(tool: str, error: ValidationError) -> str:
+    problems = error.errors(include_url=False, include_input=False)
+    first = problems[0]
+    field = ".".join(str(part) for part in first["loc"]) or "arguments"
+    name = str(first["loc"][0]) if first["loc"] else ""
+    more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+    if first["type"] == "missing":
+        return f"{tool} needs the argument {field!r}{more}; add it and call again."
+    if first["type"] == "string_pattern_mismatch" and name in _ID_FIELDS:
+        reason = "must be 1 to 128 letters, digits or ._:@- characters"
+    elif first["type"] == "string_unicode":
+        reason = "must be valid Unicode text (it has an unpaired surrogate)"
+    else:
+        reason = first["msg"][0].lower() + first["msg"][1:]
+        reason = reason.replace("input should", "should").replace("value error, ", "")
+    return f"Invalid argument {field!r} for {tool}: {reason}{more}; fix it and call again."
+

@@ -1,0 +1,74 @@
+"""Short text renderings of tool results, for clients that show text rather than structured content."""
+
+import json
+
+from mcp_server_sessions.store import ChatHistoryPage, NewToolCall, Run, SearchHit, Session, SessionPage, ToolCallPage
+
+
+def started(session: Session, created: bool) -> str:
+    if created:
+        return f"Started session {session.session_id!r} for user {session.user_id!r}."
+    return f"Continuing session {session.session_id!r} ({session.run_count} runs so far)."
+
+
+def session(s: Session) -> str:
+    lines = [f"Session {s.session_id!r}" + (f" ({s.name})" if s.name else "") + f": {s.run_count} runs, "
+             f"updated {s.updated_at}."]
+    if s.state:
+        lines.append(f"State: {_json(s.state)}")
+    if s.summary:
+        lines.append(f"Summary (covers {s.summary.run_count} runs): {s.summary.summary}")
+    return "\n".join(lines)
+
+
+def sessions(page: SessionPage) -> str:
+    if not page.sessions:
+        return "No sessions."
+    lines = [f"{len(page.sessions)} of {page.total} sessions:"]
+    lines += [
+        f"- {s.session_id}" + (f" ({s.name})" if s.name else "") + f": {s.run_count} runs, updated {s.updated_at}"
+        for s in page.sessions
+    ]
+    return "\n".join(lines + _more(page.next_cursor))
+
+
+def run_line(run: Run) -> str:
+    calls = f" with {len(run.tool_calls)} tool calls" if run.tool_calls else ""
+    return f"Run {run.run_id!r} in session {run.session_id!r} is {run.status}{calls}."
+
+
+def tool_call_line(call: NewToolCall) -> str:
+    result = call.result if isinstance(call.result, str) else _json(call.result)
+    return f"{call.tool_name}({_json(call.arguments)}) -> {'error: ' if call.is_error else ''}{result}"
+
+
+def history(page: ChatHistoryPage) -> str:
+    if not page.messages:
+        return f"No messages in session {page.session_id!r}."
+    lines = [f"{m.role}: {m.content}" for m in page.messages]
+    return "\n".join(lines + _more(page.next_cursor))
+
+
+def tool_calls(page: ToolCallPage) -> str:
+    if not page.tool_calls:
+        return f"No tool calls in session {page.session_id!r}."
+    lines = [
+        f"- {c.tool_name}({_json(c.arguments)}) -> {'error: ' if c.is_error else ''}"
+        f"{c.result if isinstance(c.result, str) else _json(c.result)}"
+        for c in page.tool_calls
+    ]
+    return "\n".join(lines + _more(page.next_cursor))
+
+
+def search(hits: list[SearchHit]) -> str:
+    if not hits:
+        return "No matches."
+    return "\n".join(f"- [{h.session_id} / {h.role}] {h.snippet}" for h in hits)
+
+
+def _more(cursor: str | None) -> list[str]:
+    return [f"(more: pass cursor={cursor!r})"] if cursor else []
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,264 @@
+"""The MCP tools of the spec: each a few lines over the store."""
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from mcp_server_sessions.store import (
+    AgentConfig,
+    ChatHistoryPage,
+    NewMessage,
+    NewRun,
+    NewToolCall,
+    Run,
+    RunMetrics,
+    SearchHit,
+    Session,
+    SessionPage,
+    SessionStore,
+    ToolCallPage,
+)
+from mcp_server_sessions.store.limits import ID_PATTERN, MAX_QUERY_CHARS
+
+from . import rendering
+
+SessionId = Annotated[
+    str, Field(pattern=ID_PATTERN, description="The session's id: 1-128 letters, digits or ._:@- characters.")
+]
+UserId = Annotated[
+    str | None,
+    Field(
+        pattern=ID_PATTERN,
+        description="Whose sessions these are; omit it to act as the server's configured user.",
+    ),
+]
+Cursor = Annotated[
+    str | None, Field(max_length=1000, description="next_cursor from the previous page; omit for the first page.")
+]
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+
+
+class SearchResults(BaseModel):
+    results: list[SearchHit]
+
+
+class DeletedSession(BaseModel):
+    session_id: str
+    deleted: bool
+
+
+class StartedSession(Session):
+    created: bool = Field(description="False when the session already existed for this user.")
+
+
+def register_tools(server: MCPServer[Any]) -> None:
+    for tool, annotations in (
+        (start_session, WRITES),
+        (record_run, WRITES.model_copy(update={"idempotent_hint": True})),
+        (get_chat_history, READ_ONLY),
+        (get_tool_call_history, READ_ONLY),
+        (search_previous_sessions, READ_ONLY),
+        (list_sessions, READ_ONLY),
+        (get_session, READ_ONLY),
+        (update_session, WRITES.model_copy(update={"idempotent_hint": True})),
+        (delete_session, ToolAnnotations(destructive_hint=True, idempotent_hint=False, open_world_hint=False)),
+    ):
+        server.add_tool(tool, annotations=annotations)
+
+
+async def start_session(
+    ctx: Context,
+    session_id: Annotated[
+        str | None,
+        Field(pattern=ID_PATTERN, description="Id to start or continue; omit it to get a new random id."),
+    ] = None,
+    user_id: UserId = None,
+    name: Annotated[str | None, Field(max_length=512, description="A short title for the session.")] = None,
+    state: Annotated[dict[str, Any] | None, Field(description="Initial session state (a JSON object).")] = None,
+    metadata: Annotated[dict[str, Any] | None, Field(description="Free-form metadata (a JSON object).")] = None,
+    agent: Annotated[
+        AgentConfig | None, Field(description="How `run` calls Claude in this session (model, system prompt, ...).")
+    ] = None,
+) -> Annotated[CallToolResult, StartedSession]:
+    """Start a conversation session, or continue it if this user already has one with this id.
+
+    Same id = same conversation: an existing session is returned unchanged with created=false.
+    """
+    session, created = await _store(ctx).start_session(
+        _user(ctx, user_id), session_id, name=name, state=state, metadata=metadata, agent=agent
+    )
+    return _result(StartedSession(**session.model_dump(), created=created), rendering.started(session, created))
+
+
+async def record_run(
+    ctx: Context,
+    session_id: SessionId,
+    input: Annotated[str, Field(min_length=1, description="The user's message of this turn.")],
+    output: Annotated[str, Field(description="The assistant's final reply of this turn.")],
+    user_id: UserId = None,
+    tool_calls: Annotated[
+        list[NewToolCall] | None, Field(description="Tool calls made during the turn, in order.")
+    ] = None,
+    metrics: Annotated[RunMetrics | None, Field(description="Token counts, duration and model, if known.")] = None,
+    run_id: Annotated[
+        str | None,
+        Field(pattern=ID_PATTERN, description="Your id for this turn; retrying with the same id stores it once."),
+    ] = None,
+) -> Annotated[CallToolResult, Run]:
+    """Store a turn you ran yourself (message, reply, tool calls) in a session, starting the session if new.
+
+    The whole turn is committed at once. Pass run_id to make retries safe.
+    """
+    calls = tool_calls or []
+    messages = [NewMessage(role="user", content=input)]
+    messages += [NewMessage(role="tool", content=rendering.tool_call_line(call), is_tool=True) for call in calls]
+    messages.append(NewMessage(role="assistant", content=output))
+    new_run = NewRun(
+        run_id=run_id or str(uuid.uuid4()),
+        input=input,
+        content=output,
+        messages=messages,
+        tool_calls=calls,
+        metrics=metrics or RunMetrics(),
+    )
+    run, _ = await _store(ctx).append_run(_user(ctx, user_id), session_id, new_run)
+    return _result(run, rendering.run_line(run))
+
+
+async def get_chat_history(
+    ctx: Context,
+    session_id: SessionId,
+    user_id: UserId = None,
+    last_n_runs: Annotated[
+        int | None, Field(ge=1, le=10_000, description="Only the messages of the last N runs.")
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=1000, description="Most messages in this page.")] = 100,
+    cursor: Cursor = None,
+    include_tool_messages: Annotated[
+        bool, Field(description="Also return tool-use and tool-result messages.")
+    ] = False,
+) -> Annotated[CallToolResult, ChatHistoryPage]:
+    """Read a session's messages, oldest first, a page at a time."""
+    page = await _store(ctx).get_chat_history(
+        _user(ctx, user_id),
+        session_id,
+        last_n_runs=last_n_runs,
+        limit=limit,
+        cursor=cursor,
+        include_tool_messages=include_tool_messages,
+    )
+    return _result(page, rendering.history(page))
+
+
+async def get_tool_call_history(
+    ctx: Context,
+    session_id: SessionId,
+    user_id: UserId = None,
+    limit: Annotated[int, Field(ge=1, le=200, description="Most tool calls in this page.")] = 20,
+    tool_name: Annotated[str | None, Field(max_length=200, description="Only calls of this tool.")] = None,
+    cursor: Cursor = None,
+) -> Annotated[CallToolResult, ToolCallPage]:
+    """Read the tool calls made in a session, newest first."""
+    page = await _store(ctx).get_tool_calls(
+        _user(ctx, user_id), session_id, limit=limit, tool_name=tool_name, cursor=cursor
+    )
+    return _result(page, rendering.tool_calls(page))
+
+
+async def search_previous_sessions(
+    ctx: Context,
+    query: Annotated[
+        str, Field(max_length=MAX_QUERY_CHARS, description="Words to look for; word forms, case and accents ignored.")
+    ],
+    user_id: UserId = None,
+    num_sessions: Annotated[
+        int | None, Field(ge=1, le=100_000, description="Only search the user's N most recently updated sessions.")
+    ] = None,
+    exclude_session_id: Annotated[
+        str | None, Field(pattern=ID_PATTERN, description="Leave this session out (e.g. the current one).")
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=100, description="Most results.")] = 10,
+) -> Annotated[CallToolResult, SearchResults]:
+    """Full-text search over this user's earlier messages and tool calls, best matches first.
+
+    Messages with all the words rank first, then those with some of them.
+    """
+    hits = await _store(ctx).search(
+        _user(ctx, user_id), query, num_sessions=num_sessions, exclude_session_id=exclude_session_id, limit=limit
+    )
+    return _result(SearchResults(results=hits), rendering.search(hits))
+
+
+async def list_sessions(
+    ctx: Context,
+    user_id: UserId = None,
+    limit: Annotated[int, Field(ge=1, le=200, description="Most sessions in this page.")] = 20,
+    cursor: Cursor = None,
+    sort_by: Annotated[Literal["updated_at", "created_at"], Field(description="Sort key.")] = "updated_at",
+    order: Annotated[Literal["desc", "asc"], Field(description="desc: newest first.")] = "desc",
+    name_contains: Annotated[
+        str | None, Field(max_length=512, description="Only sessions whose name contains this text.")
+    ] = None,
+) -> Annotated[CallToolResult, SessionPage]:
+    """List this user's sessions, a page at a time, with the total count."""
+    page = await _store(ctx).list_sessions(
+        _user(ctx, user_id), limit=limit, cursor=cursor, sort_by=sort_by, order=order, name_contains=name_contains
+    )
+    return _result(page, rendering.sessions(page))
+
+
+async def get_session(
+    ctx: Context, session_id: SessionId, user_id: UserId = None
+) -> Annotated[CallToolResult, Session]:
+    """Read one session: name, state, metadata, agent settings, summary and run count."""
+    session = await _store(ctx).get_session(_user(ctx, user_id), session_id)
+    return _result(session, rendering.session(session))
+
+
+async def update_session(
+    ctx: Context,
+    session_id: SessionId,
+    user_id: UserId = None,
+    name: Annotated[str | None, Field(max_length=512, description="New name; an empty string clears it.")] = None,
+    metadata: Annotated[dict[str, Any] | None, Field(description="New metadata, replacing the old.")] = None,
+    state: Annotated[dict[str, Any] | None, Field(description="State changes (a JSON object).")] = None,
+    merge_state: Annotated[
+        bool, Field(description="true: merge top-level keys into the state; false: replace the whole state.")
+    ] = True,
+) -> Annotated[CallToolResult, Session]:
+    """Rename a session or change its metadata or state; fields you omit stay as they are."""
+    session = await _store(ctx).update_session(
+        _user(ctx, user_id), session_id, name=name, metadata=metadata, state=state, merge_state=merge_state
+    )
+    return _result(session, rendering.session(session))
+
+
+async def delete_session(
+    ctx: Context, session_id: SessionId, user_id: UserId = None
+) -> Annotated[CallToolResult, DeletedSession]:
+    """Delete a session for good, with its runs, messages, tool calls and search entries."""
+    await _store(ctx).delete_session(_user(ctx, user_id), session_id)
+    return _result(DeletedSession(session_id=session_id, deleted=True), f"Deleted session {session_id!r}.")
+
+
+def _store(ctx: Context) -> SessionStore:
+    store: SessionStore = ctx.request_context.lifespan_context.store
+    return store
+
+
+def _user(ctx: Context, user_id: str | None) -> str:
+    if user_id is not None:
+        return user_id
+    default: str = ctx.request_context.lifespan_context.settings.user
+    return default
+
+
+def _result(model: BaseModel, text: str) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
+    )

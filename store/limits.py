@@ -1,0 +1,69 @@
+"""Input rules and size limits shared by every backend.
+
+The limits are far above what a real conversation produces and exist so that one bad call
+cannot fill the disk or stall the server. They are documented in the README.
+"""
+
+import json
+import re
+from typing import Any
+
+from .errors import InvalidInput
+
+ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+MAX_TEXT_BYTES = 1_000_000
+MAX_JSON_BYTES = 1_000_000
+MAX_NAME_CHARS = 512
+MAX_TOOL_CALLS_PER_RUN = 128
+MAX_RUN_BYTES = 16_000_000
+MAX_QUERY_CHARS = 2_000
+
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def check_id(value: str, what: str) -> str:
+    if not _ID_RE.fullmatch(value):
+        raise InvalidInput(
+            f"{what} must be 1 to 128 letters, digits or ._:@- characters; "
+            f"got {_describe(value)}."
+        )
+    return value
+
+
+def text_bytes(value: str, what: str, limit: int = MAX_TEXT_BYTES) -> int:
+    """Size of `value` in UTF-8; rejects text that is not valid Unicode or is too large."""
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"{what} contains an unpaired surrogate, which is not valid Unicode; send valid UTF-8 text."
+        ) from None
+    if size > limit:
+        raise InvalidInput(f"{what} is {size:,} bytes, over the limit of {limit:,}; send less text.")
+    return size
+
+
+def dump_json(value: Any, what: str, limit: int = MAX_JSON_BYTES) -> str:
+    """Serialize `value` for storage, enforcing the JSON size limit."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{what} must be plain JSON (no NaN or infinity).") from None
+    text_bytes(text, what, limit)
+    return text
+
+
+def check_name(name: str | None) -> str | None:
+    if name is not None and len(name) > MAX_NAME_CHARS:
+        raise InvalidInput(f"name is {len(name)} characters, over the limit of {MAX_NAME_CHARS}.")
+    if name is not None:
+        text_bytes(name, "name")
+    return name
+
+
+def _describe(value: str) -> str:
+    if not value:
+        return "an empty string"
+    if len(value) > 40:
+        return f"{len(value)} characters"
+    return repr(value)

@@ -1,0 +1,156 @@
+"""The shapes of the product contract (../shared/SPEC.md section 2) and the store's inputs.
+
+The store returns these models and the MCP tools return them unchanged, so a field name
+lives in exactly one place.
+"""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["running", "completed", "paused", "cancelled", "error"]
+Role = Literal["user", "assistant", "tool"]
+
+
+class AgentConfig(BaseModel):
+    """How the server runs Claude turns in a session; stored with it, overridable per run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, max_length=200, description="Claude model id for this session.")
+    system: str | None = Field(default=None, max_length=100_000, description="System prompt for this session.")
+    num_history_runs: int = Field(
+        default=3, ge=0, le=100, description="How many earlier completed runs go into the model's context."
+    )
+    max_tokens: int | None = Field(default=None, ge=1, le=128_000, description="Output token cap per model call.")
+    auto_summary: bool = Field(default=False, description="Refresh the session summary after each completed run.")
+
+
+class SessionSummary(BaseModel):
+    summary: str
+    topics: list[str]
+    run_count: int = Field(description="How many runs of the session this summary covers.")
+    updated_at: str
+
+
+class Session(BaseModel):
+    session_id: str
+    user_id: str
+    name: str | None
+    state: dict[str, Any]
+    metadata: dict[str, Any]
+    agent: AgentConfig | None
+    summary: SessionSummary | None
+    run_count: int
+    created_at: str
+    updated_at: str
+
+
+class RunMetrics(BaseModel):
+    """Token and timing figures of one run; every field is optional when a client records its own run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_tokens: int | None = Field(default=None, ge=0)
+    output_tokens: int | None = Field(default=None, ge=0)
+    total_tokens: int | None = Field(default=None, ge=0)
+    cache_read_tokens: int | None = Field(default=None, ge=0)
+    cache_write_tokens: int | None = Field(default=None, ge=0)
+    duration_ms: float | None = Field(default=None, ge=0)
+    time_to_first_token_ms: float | None = Field(default=None, ge=0)
+    model: str | None = Field(default=None, max_length=200)
+
+
+class ToolCall(BaseModel):
+    tool_call_id: str
+    run_id: str
+    tool_name: str
+    arguments: dict[str, Any]
+    result: Any
+    is_error: bool
+    created_at: str
+    duration_ms: float | None
+
+
+class Run(BaseModel):
+    run_id: str
+    session_id: str
+    status: RunStatus
+    input: str
+    content: str | None
+    tool_calls: list[ToolCall]
+    metrics: RunMetrics
+    created_at: str
+    error: str | None = Field(default=None, description="Why the run ended in error or was cut short.")
+
+
+class ChatMessage(BaseModel):
+    role: Role
+    content: str
+    run_id: str
+    created_at: str
+
+
+class SearchHit(BaseModel):
+    session_id: str
+    session_name: str | None
+    run_id: str
+    role: Role
+    snippet: str
+    score: float = Field(description="Relevance: higher is better.")
+    created_at: str
+
+
+class SessionPage(BaseModel):
+    sessions: list[Session]
+    next_cursor: str | None
+    total: int
+
+
+class ChatHistoryPage(BaseModel):
+    session_id: str
+    messages: list[ChatMessage]
+    next_cursor: str | None
+
+
+class ToolCallPage(BaseModel):
+    session_id: str
+    tool_calls: list[ToolCall]
+    next_cursor: str | None
+
+
+class NewToolCall(BaseModel):
+    """A tool call as a client records it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool_name: str = Field(min_length=1, max_length=200, description="Name of the tool that was called.")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="The arguments it was called with.")
+    result: Any = Field(default=None, description="What the tool returned (text or any JSON value).")
+    is_error: bool = Field(default=False, description="True when the tool call failed.")
+    duration_ms: float | None = Field(default=None, ge=0, description="How long the call took.")
+    tool_call_id: str | None = Field(
+        default=None, max_length=128, description="The call's own id, if the host has one."
+    )
+
+
+class NewMessage(BaseModel):
+    """One message of a run as it is stored; `blocks` keeps the model's content blocks for replay."""
+
+    role: Role
+    content: str
+    blocks: list[dict[str, Any]] | None = None
+    is_tool: bool = False
+
+
+class NewRun(BaseModel):
+    """Everything a run writes, committed in one transaction."""
+
+    run_id: str
+    input: str
+    content: str | None
+    status: RunStatus = "completed"
+    messages: list[NewMessage]
+    tool_calls: list[NewToolCall] = Field(default_factory=list)
+    metrics: RunMetrics = Field(default_factory=RunMetrics)
+    error: str | None = None

@@ -1,0 +1,122 @@
+"""The session store contract every backend implements (SQLite now, PostgreSQL later).
+
+Every method takes the owner `user_id` first: no read, write, delete or search crosses users,
+and a session of another user is reported exactly as a session that does not exist.
+Methods raise only the exceptions of `errors.py`.
+"""
+
+from typing import Any, Literal, Protocol
+
+from .models import AgentConfig, ChatHistoryPage, NewRun, Run, SearchHit, Session, SessionPage, ToolCallPage
+
+SortKey = Literal["updated_at", "created_at"]
+Order = Literal["desc", "asc"]
+
+
+class SessionStore(Protocol):
+    async def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+
+    async def start_session(
+        self,
+        user_id: str,
+        session_id: str | None,
+        *,
+        name: str | None = None,
+        state: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        agent: AgentConfig | None = None,
+    ) -> tuple[Session, bool]:
+        """The user's session `session_id` (a new UUID when None), and whether it was created now.
+
+        An existing session is returned unchanged (same id = same conversation).
+        Raises InvalidInput.
+        """
+
+    async def get_session(self, user_id: str, session_id: str) -> Session:
+        """Raises SessionNotFound."""
+
+    async def list_sessions(
+        self,
+        user_id: str,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+        sort_by: SortKey = "updated_at",
+        order: Order = "desc",
+        name_contains: str | None = None,
+    ) -> SessionPage:
+        """A page of the user's sessions. Raises InvalidInput for a bad cursor."""
+
+    async def update_session(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+        merge_state: bool = True,
+    ) -> Session:
+        """Change the given fields only; `state` is merged by top-level key unless `merge_state` is False.
+
+        Raises SessionNotFound, InvalidInput.
+        """
+
+    async def delete_session(self, user_id: str, session_id: str) -> None:
+        """Delete the session with its runs, messages, tool calls and search entries.
+
+        Raises SessionNotFound.
+        """
+
+    async def append_run(self, user_id: str, session_id: str, run: NewRun) -> tuple[Run, bool]:
+        """Commit a whole run (messages, tool calls, metrics) at once, starting the session if needed.
+
+        If the session already has a finished run with this `run_id`, nothing is written and
+        that run is returned with False (a retry stores nothing twice). If it has a `running`
+        run with this id (see `begin_run`), that run is completed with this content.
+        Raises InvalidInput.
+        """
+
+    async def begin_run(self, user_id: str, session_id: str, run_id: str, input: str) -> Run:
+        """Create a `running` run row, committed at once, so a crash leaves a trace.
+
+        Raises SessionNotFound, InvalidInput.
+        """
+
+    async def get_chat_history(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        last_n_runs: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        include_tool_messages: bool = False,
+    ) -> ChatHistoryPage:
+        """Messages oldest first, optionally only those of the last N runs. Raises SessionNotFound."""
+
+    async def get_tool_calls(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        limit: int = 20,
+        tool_name: str | None = None,
+        cursor: str | None = None,
+    ) -> ToolCallPage:
+        """Tool calls newest first. Raises SessionNotFound, InvalidInput."""
+
+    async def search(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        num_sessions: int | None = None,
+        exclude_session_id: str | None = None,
+        limit: int = 10,
+    ) -> list[SearchHit]:
+        """Best matches first among the user's messages and tool calls; any string is a valid query."""
+
+    async def recover_interrupted_runs(self) -> int:
+        """Mark `error` the runs left `running` by a server process that no longer exists."""

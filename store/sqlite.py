@@ -1,0 +1,509 @@
+"""The SQLite session store: one file, WAL, rows per run, message and tool call, FTS5 search."""
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+from . import cursor as cursors
+from . import search_query
+from .clock import utc_now
+from .errors import InvalidInput, SessionNotFound
+from .limits import check_id, check_name, dump_json
+from .models import (
+    AgentConfig,
+    ChatHistoryPage,
+    ChatMessage,
+    NewRun,
+    Run,
+    SearchHit,
+    Session,
+    SessionPage,
+    ToolCallPage,
+)
+from .process_owner import current_owner, owner_is_gone
+from .protocol import Order, SortKey
+from .sqlite_connection import Connection, prepare_file, read, write
+from .sqlite_rows import PreparedRun, prepare_run, row_to_run, row_to_session, row_to_tool_call
+from .sqlite_schema import MIGRATIONS, Migration, migrate
+
+_SESSION_COLUMNS = "s.pk, s.session_id, s.name, s.state, s.metadata, s.agent, s.summary, s.run_count, " \
+    "s.created_at, s.updated_at"
+
+
+class SqliteStore:
+    """SessionStore on one SQLite file (or `:memory:`), safe to share between processes."""
+
+    def __init__(self, writer: Connection, reader: Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._user_pks: dict[str, int] = {}
+
+    @classmethod
+    async def open(cls, database: str | Path, migrations: tuple[Migration, ...] = MIGRATIONS) -> "SqliteStore":
+        """Open (creating and migrating as needed) and mark runs interrupted by a crash."""
+        if str(database) == ":memory:":
+            writer = await Connection.open(":memory:")
+            reader = writer
+        else:
+            path = Path(database).expanduser()
+            prepare_file(path)
+            writer = await Connection.open(str(path))
+            reader = writer
+        try:
+            await writer.run(lambda raw: migrate(raw, migrations))
+            if str(database) != ":memory:":
+                reader = await Connection.open(str(path))
+            store = cls(writer, reader)
+            await store.recover_interrupted_runs()
+        except BaseException:
+            await writer.close()
+            if reader is not writer:
+                await reader.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        if self._reader is not self._writer:
+            await self._reader.close()
+        await self._writer.close()
+
+    # -- sessions ---------------------------------------------------------------------
+
+    async def start_session(
+        self,
+        user_id: str,
+        session_id: str | None,
+        *,
+        name: str | None = None,
+        state: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        agent: AgentConfig | None = None,
+    ) -> tuple[Session, bool]:
+        check_id(user_id, "user_id")
+        session_id = check_id(session_id, "session_id") if session_id is not None else str(uuid.uuid4())
+        check_name(name)
+        state_json = dump_json(state or {}, "state")
+        metadata_json = dump_json(metadata or {}, "metadata")
+        agent_json = agent.model_dump_json() if agent is not None else None
+
+        def body(raw: sqlite3.Connection) -> tuple[Session, bool]:
+            user_pk = self._ensure_user(raw, user_id)
+            now = utc_now()
+            created = raw.execute(
+                "INSERT OR IGNORE INTO sessions (user_pk, session_id, name, state, metadata, agent, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (user_pk, session_id, name, state_json, metadata_json, agent_json, now, now),
+            ).rowcount == 1
+            return self._load_session(raw, user_id, user_pk, session_id), created
+
+        return await self._writer.run(write(body))
+
+    async def get_session(self, user_id: str, session_id: str) -> Session:
+        def body(raw: sqlite3.Connection) -> Session:
+            return self._load_session(raw, user_id, self._user_pk(raw, user_id, session_id), session_id)
+
+        return await self._reader.run(body)
+
+    async def list_sessions(
+        self,
+        user_id: str,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+        sort_by: SortKey = "updated_at",
+        order: Order = "desc",
+        name_contains: str | None = None,
+    ) -> SessionPage:
+        if sort_by not in ("updated_at", "created_at") or order not in ("asc", "desc"):
+            raise InvalidInput("sort_by must be updated_at or created_at, and order desc or asc.")
+        after = cursors.decode(cursor, f"sessions:{sort_by}:{order}", (str, int)) if cursor else None
+        name_filter = ""
+        params: list[Any] = []
+        if name_contains:
+            escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            name_filter = " AND s.name LIKE ? ESCAPE '\\'"
+            params.append(f"%{escaped}%")
+        direction, compare = ("DESC", "<") if order == "desc" else ("ASC", ">")
+
+        def body(raw: sqlite3.Connection) -> SessionPage:
+            user_pk = self._known_user(raw, user_id)
+            if user_pk is None:
+                return SessionPage(sessions=[], next_cursor=None, total=0)
+            total = raw.execute(
+                f"SELECT count(*) FROM sessions s WHERE s.user_pk = ?{name_filter}", (user_pk, *params)
+            ).fetchone()[0]
+            page_filter = f" AND (s.{sort_by}, s.pk) {compare} (?, ?)" if after else ""
+            rows = raw.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE s.user_pk = ?{name_filter}{page_filter} "
+                f"ORDER BY s.{sort_by} {direction}, s.pk {direction} LIMIT ?",
+                (user_pk, *params, *(after or ()), limit + 1),
+            ).fetchall()
+            next_cursor = None
+            if len(rows) > limit:
+                rows = rows[:limit]
+                last = rows[-1]
+                next_cursor = cursors.encode(f"sessions:{sort_by}:{order}", last[sort_by], last["pk"])
+            return SessionPage(
+                sessions=[row_to_session(row, user_id) for row in rows], next_cursor=next_cursor, total=total
+            )
+
+        return await self._reader.run(read(body))
+
+    async def update_session(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+        merge_state: bool = True,
+    ) -> Session:
+        check_name(name)
+        metadata_json = dump_json(metadata, "metadata") if metadata is not None else None
+        if state is not None:
+            dump_json(state, "state")
+
+        def body(raw: sqlite3.Connection) -> Session:
+            user_pk = self._user_pk(raw, user_id, session_id)
+            current = self._load_session(raw, user_id, user_pk, session_id)
+            new_state = None
+            if state is not None:
+                new_state = dump_json({**current.state, **state} if merge_state else state, "state")
+            raw.execute(
+                "UPDATE sessions SET name = CASE WHEN ? THEN ? ELSE name END, "
+                "metadata = coalesce(?, metadata), state = coalesce(?, state), updated_at = ? "
+                "WHERE user_pk = ? AND session_id = ?",
+                (name is not None, name or None, metadata_json, new_state, utc_now(), user_pk, session_id),
+            )
+            return self._load_session(raw, user_id, user_pk, session_id)
+
+        return await self._writer.run(write(body))
+
+    async def delete_session(self, user_id: str, session_id: str) -> None:
+        def body(raw: sqlite3.Connection) -> None:
+            session_pk = self._session_pk(raw, user_id, session_id)
+            raw.execute(
+                "DELETE FROM search_index WHERE rowid IN (SELECT pk * 2 FROM messages WHERE session_pk = ?)",
+                (session_pk,),
+            )
+            raw.execute(
+                "DELETE FROM search_index WHERE rowid IN (SELECT pk * 2 + 1 FROM tool_calls WHERE session_pk = ?)",
+                (session_pk,),
+            )
+            raw.execute("DELETE FROM sessions WHERE pk = ?", (session_pk,))
+
+        await self._writer.run(write(body))
+
+    # -- runs -------------------------------------------------------------------------
+
+    async def append_run(self, user_id: str, session_id: str, run: NewRun) -> tuple[Run, bool]:
+        check_id(user_id, "user_id")
+        check_id(session_id, "session_id")
+        prepared = prepare_run(run)
+
+        def body(raw: sqlite3.Connection) -> tuple[Run, bool]:
+            user_pk = self._ensure_user(raw, user_id)
+            now = utc_now()
+            raw.execute(
+                "INSERT OR IGNORE INTO sessions (user_pk, session_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (user_pk, session_id, now, now),
+            )
+            session_pk = raw.execute(
+                "SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?", (user_pk, session_id)
+            ).fetchone()[0]
+            existing = raw.execute(
+                "SELECT pk, status FROM runs WHERE session_pk = ? AND run_id = ?", (session_pk, run.run_id)
+            ).fetchone()
+            if existing is not None and existing["status"] != "running":
+                return _load_run(raw, existing["pk"], session_id), False
+            run_pk = _write_run(raw, user_pk, session_pk, prepared, existing["pk"] if existing else None, now)
+            raw.execute(
+                "UPDATE sessions SET run_count = run_count + ?, updated_at = ? WHERE pk = ?",
+                (0 if existing else 1, now, session_pk),
+            )
+            return _load_run(raw, run_pk, session_id), True
+
+        return await self._writer.run(write(body))
+
+    async def begin_run(self, user_id: str, session_id: str, run_id: str, input: str) -> Run:
+        check_id(run_id, "run_id")
+
+        def body(raw: sqlite3.Connection) -> Run:
+            session_pk = self._session_pk(raw, user_id, session_id)
+            if raw.execute("SELECT 1 FROM runs WHERE session_pk = ? AND run_id = ?", (session_pk, run_id)).fetchone():
+                raise InvalidInput(f"run_id {run_id!r} already exists in this session; use a new run_id.")
+            now = utc_now()
+            run_pk = raw.execute(
+                "INSERT INTO runs (session_pk, run_id, status, input, owner, created_at) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                (session_pk, run_id, input, current_owner(), now),
+            ).lastrowid
+            raw.execute(
+                "UPDATE sessions SET run_count = run_count + 1, updated_at = ? WHERE pk = ?", (now, session_pk)
+            )
+            assert run_pk is not None
+            return _load_run(raw, run_pk, session_id)
+
+        return await self._writer.run(write(body))
+
+    async def recover_interrupted_runs(self) -> int:
+        def body(raw: sqlite3.Connection) -> int:
+            owners = [row[0] for row in raw.execute("SELECT DISTINCT owner FROM runs WHERE status = 'running'")]
+            gone = [owner for owner in owners if owner_is_gone(owner)]
+            marked = 0
+            for owner in gone:
+                marked += raw.execute(
+                    "UPDATE runs SET status = 'error', error = 'The server stopped before this run finished.' "
+                    "WHERE status = 'running' AND owner IS ?",
+                    (owner,),
+                ).rowcount
+            return marked
+
+        return await self._writer.run(write(body))
+
+    # -- history ------------------------------------------------------------------------
+
+    async def get_chat_history(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        last_n_runs: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        include_tool_messages: bool = False,
+    ) -> ChatHistoryPage:
+        after = cursors.decode(cursor, "messages", (int, int)) if cursor else [0, 0]
+        tool_filter = "" if include_tool_messages else " AND m.is_tool = 0"
+
+        def body(raw: sqlite3.Connection) -> ChatHistoryPage:
+            session_pk = self._session_pk(raw, user_id, session_id)
+            first_run_pk = 0
+            if last_n_runs is not None:
+                row = raw.execute(
+                    "SELECT pk FROM runs WHERE session_pk = ? AND status != 'running' "
+                    "ORDER BY pk DESC LIMIT 1 OFFSET ?",
+                    (session_pk, last_n_runs - 1),
+                ).fetchone()
+                first_run_pk = row[0] if row else 0
+            rows = raw.execute(
+                "SELECT m.pk, m.run_pk, m.role, m.content, r.run_id, r.created_at FROM messages m "
+                "JOIN runs r ON r.pk = m.run_pk WHERE m.session_pk = ? AND m.run_pk >= ? "
+                f"AND (m.run_pk, m.pk) > (?, ?){tool_filter} ORDER BY m.run_pk, m.pk LIMIT ?",
+                (session_pk, first_run_pk, *after, limit + 1),
+            ).fetchall()
+            next_cursor = None
+            if len(rows) > limit:
+                rows = rows[:limit]
+                next_cursor = cursors.encode("messages", rows[-1]["run_pk"], rows[-1]["pk"])
+            messages = [
+                ChatMessage(role=r["role"], content=r["content"], run_id=r["run_id"], created_at=r["created_at"])
+                for r in rows
+            ]
+            return ChatHistoryPage(session_id=session_id, messages=messages, next_cursor=next_cursor)
+
+        return await self._reader.run(read(body))
+
+    async def get_tool_calls(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        limit: int = 20,
+        tool_name: str | None = None,
+        cursor: str | None = None,
+    ) -> ToolCallPage:
+        before = cursors.decode(cursor, "tool_calls", (int,))[0] if cursor else 2**62
+        name_filter = " AND t.tool_name = ?" if tool_name is not None else ""
+
+        def body(raw: sqlite3.Connection) -> ToolCallPage:
+            session_pk = self._session_pk(raw, user_id, session_id)
+            rows = raw.execute(
+                "SELECT t.*, r.run_id FROM tool_calls t JOIN runs r ON r.pk = t.run_pk "
+                f"WHERE t.session_pk = ?{name_filter} AND t.pk < ? ORDER BY t.pk DESC LIMIT ?",
+                (session_pk, *([tool_name] if tool_name is not None else []), before, limit + 1),
+            ).fetchall()
+            next_cursor = None
+            if len(rows) > limit:
+                rows = rows[:limit]
+                next_cursor = cursors.encode("tool_calls", rows[-1]["pk"])
+            return ToolCallPage(
+                session_id=session_id, tool_calls=[row_to_tool_call(r) for r in rows], next_cursor=next_cursor
+            )
+
+        return await self._reader.run(read(body))
+
+    # -- search -------------------------------------------------------------------------
+
+    async def search(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        num_sessions: int | None = None,
+        exclude_session_id: str | None = None,
+        limit: int = 10,
+    ) -> list[SearchHit]:
+        words = search_query.quoted(search_query.terms(query))
+        if not words:
+            return []
+        expressions = [" AND ".join(words)]
+        if len(words) > 1:
+            expressions.append(" OR ".join(words))
+
+        def body(raw: sqlite3.Connection) -> list[SearchHit]:
+            user_pk = self._known_user(raw, user_id)
+            if user_pk is None:
+                return []
+            scope = ""
+            params: list[Any] = []
+            if num_sessions is not None:
+                recent = raw.execute(
+                    "SELECT pk FROM sessions WHERE user_pk = ? ORDER BY updated_at DESC, pk DESC LIMIT ?",
+                    (user_pk, num_sessions),
+                ).fetchall()
+                scope += " AND session_pk IN (SELECT value FROM json_each(?))"
+                params.append(json.dumps([row[0] for row in recent]))
+            if exclude_session_id is not None:
+                scope += " AND session_pk IS NOT (SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?)"
+                params += [user_pk, exclude_session_id]
+            hits: dict[int, sqlite3.Row] = {}
+            for expression in expressions:  # all words first, then any word to fill the page
+                if len(hits) >= limit:
+                    break
+                match = f'owner : "{user_pk}" AND body : ({expression})'
+                for row in raw.execute(
+                    "SELECT rowid, -bm25(search_index, 0.0, 1.0, 0.0) AS score, "
+                    "snippet(search_index, 1, '**', '**', '…', 16) AS snippet FROM search_index "
+                    f"WHERE search_index MATCH ?{scope} ORDER BY bm25(search_index, 0.0, 1.0, 0.0) LIMIT ?",
+                    (match, *params, limit),
+                ):
+                    if len(hits) < limit:
+                        hits.setdefault(row["rowid"], row)
+            return [_search_hit(raw, row) for row in hits.values()]
+
+        return await self._reader.run(read(body))
+
+    # -- helpers (run on the connection thread) -------------------------------------------
+
+    def _ensure_user(self, raw: sqlite3.Connection, user_id: str) -> int:
+        user_pk = self._known_user(raw, user_id)
+        if user_pk is None:
+            raw.execute("INSERT INTO users (user_id) VALUES (?)", (user_id,))
+            user_pk = _find_user(raw, user_id)
+            assert user_pk is not None
+        return user_pk
+
+    def _known_user(self, raw: sqlite3.Connection, user_id: str) -> int | None:
+        """The user's pk if the user exists; cached, as users are never renumbered or deleted.
+
+        Only a pk read before this transaction wrote anything is cached: a user inserted by a
+        transaction that later rolls back must not be remembered.
+        """
+        user_pk = self._user_pks.get(user_id)
+        if user_pk is None:
+            user_pk = _find_user(raw, user_id)
+            if user_pk is not None:
+                self._user_pks[user_id] = user_pk
+        return user_pk
+
+    def _user_pk(self, raw: sqlite3.Connection, user_id: str, session_id: str) -> int:
+        user_pk = self._known_user(raw, user_id)
+        if user_pk is None:
+            raise SessionNotFound(session_id)
+        return user_pk
+
+    def _session_pk(self, raw: sqlite3.Connection, user_id: str, session_id: str) -> int:
+        row = raw.execute(
+            "SELECT s.pk FROM sessions s JOIN users u ON u.pk = s.user_pk WHERE u.user_id = ? AND s.session_id = ?",
+            (user_id, session_id),
+        ).fetchone()
+        if row is None:
+            raise SessionNotFound(session_id)
+        return int(row[0])
+
+    def _load_session(self, raw: sqlite3.Connection, user_id: str, user_pk: int, session_id: str) -> Session:
+        row = raw.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE s.user_pk = ? AND s.session_id = ?",
+            (user_pk, session_id),
+        ).fetchone()
+        if row is None:
+            raise SessionNotFound(session_id)
+        return row_to_session(row, user_id)
+
+
+def _find_user(raw: sqlite3.Connection, user_id: str) -> int | None:
+    row = raw.execute("SELECT pk FROM users WHERE user_id = ?", (user_id,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _write_run(
+    raw: sqlite3.Connection, user_pk: int, session_pk: int, run: PreparedRun, run_pk: int | None, now: str
+) -> int:
+    if run_pk is None:
+        run_pk = raw.execute(
+            "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (session_pk, run.run_id, run.status, run.input, run.content, run.metrics, run.error, now),
+        ).lastrowid
+        assert run_pk is not None
+    else:
+        raw.execute(
+            "UPDATE runs SET status = ?, content = ?, metrics = ?, error = ?, owner = NULL WHERE pk = ?",
+            (run.status, run.content, run.metrics, run.error, run_pk),
+        )
+    owner = str(user_pk)
+    for message in run.messages:
+        message_pk = raw.execute(
+            "INSERT INTO messages (session_pk, run_pk, role, content, blocks, is_tool) VALUES (?, ?, ?, ?, ?, ?)",
+            (session_pk, run_pk, message.role, message.content, message.blocks, message.is_tool),
+        ).lastrowid
+        assert message_pk is not None
+        if not message.is_tool and message.content:
+            raw.execute(
+                "INSERT INTO search_index (rowid, owner, body, session_pk) VALUES (?, ?, ?, ?)",
+                (message_pk * 2, owner, message.content, session_pk),
+            )
+    for call in run.tool_calls:
+        call_pk = raw.execute(
+            "INSERT INTO tool_calls (session_pk, run_pk, tool_call_id, tool_name, arguments, result, is_error, "
+            "duration_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (session_pk, run_pk, call.tool_call_id, call.tool_name, call.arguments, call.result,
+             call.is_error, call.duration_ms, now),
+        ).lastrowid
+        assert call_pk is not None
+        raw.execute(
+            "INSERT INTO search_index (rowid, owner, body, session_pk) VALUES (?, ?, ?, ?)",
+            (call_pk * 2 + 1, owner, call.search_text, session_pk),
+        )
+    return run_pk
+
+
+def _load_run(raw: sqlite3.Connection, run_pk: int, session_id: str) -> Run:
+    row = raw.execute("SELECT * FROM runs WHERE pk = ?", (run_pk,)).fetchone()
+    calls = raw.execute(
+        "SELECT t.*, ? AS run_id FROM tool_calls t WHERE t.run_pk = ? ORDER BY t.pk", (row["run_id"], run_pk)
+    ).fetchall()
+    return row_to_run(row, session_id, [row_to_tool_call(call) for call in calls])
+
+
+def _search_hit(raw: sqlite3.Connection, hit: sqlite3.Row) -> SearchHit:
+    rowid = hit["rowid"]
+    table, role = ("messages m", "m.role") if rowid % 2 == 0 else ("tool_calls m", "'tool'")
+    row = raw.execute(
+        f"SELECT {role} AS role, r.run_id, r.created_at, s.session_id, s.name FROM {table} "
+        "JOIN runs r ON r.pk = m.run_pk JOIN sessions s ON s.pk = m.session_pk WHERE m.pk = ?",
+        (rowid // 2,),
+    ).fetchone()
+    return SearchHit(
+        session_id=row["session_id"],
+        session_name=row["name"],
+        run_id=row["run_id"],
+        role=row["role"],
+        snippet=hit["snippet"],
+        score=round(hit["score"], 6),
+        created_at=row["created_at"],
+    )

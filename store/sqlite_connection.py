@@ -1,0 +1,139 @@
+"""Opening the SQLite file and running whole transactions on aiosqlite's connection thread.
+
+Each store operation is one plain function of a `sqlite3.Connection`, run in a single hop to
+the connection's worker thread: a transaction can never interleave with another coroutine's
+statements, and a cancelled caller still lets it commit or roll back as a whole.
+"""
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import aiosqlite
+
+from .errors import StoreBusy, StoreError, StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 5_000
+BUSY_ATTEMPTS = 4
+_UNAVAILABLE = (
+    "The session database could not complete the operation (disk full, permissions or a damaged file); "
+    "check the server log and the --db path."
+)
+
+
+class Connection:
+    """One aiosqlite connection whose work runs as whole functions on its own thread."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+
+    @classmethod
+    async def open(cls, database: str) -> "Connection":
+        try:
+            connection = await aiosqlite.connect(database, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"Cannot open the session database {database!r}: check --db.") from exc
+        wrapper = cls(connection)
+        await wrapper.run(_configure)
+        return wrapper
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on the connection thread, retrying it while other writers hold the lock."""
+        try:
+            # aiosqlite's own methods are built on `_execute`; using it directly turns a
+            # transaction of many statements into one thread hop instead of one per statement.
+            return await self._connection._execute(self._with_retry, fn)
+        except StoreError:
+            raise
+        except sqlite3.Error as exc:
+            if _is_busy(exc):
+                raise StoreBusy(
+                    "The session database stayed locked by other server processes; retry the call."
+                ) from exc
+            logger.error("SQLite error: %r", exc)
+            raise StoreUnavailable(_UNAVAILABLE) from exc
+        except ValueError as exc:  # aiosqlite: "Connection closed"
+            raise StoreUnavailable("The session store is closed; restart the server.") from exc
+
+    def _with_retry(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raw = self._connection._conn
+        for attempt in range(BUSY_ATTEMPTS):
+            try:
+                return fn(raw)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or attempt == BUSY_ATTEMPTS - 1:
+                    raise
+                logger.info("database busy, retrying (attempt %d)", attempt + 1)
+                time.sleep(0.01 * 2**attempt)
+            finally:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+        raise AssertionError("unreachable")
+
+
+def write(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    """`fn` inside BEGIN IMMEDIATE ... COMMIT: the write lock is taken up front, so the
+    transaction never fails half-way on a lock upgrade, and commits entirely or not at all."""
+
+    def transaction(raw: sqlite3.Connection) -> T:
+        raw.execute("BEGIN IMMEDIATE")
+        result = fn(raw)
+        raw.execute("COMMIT")
+        return result
+
+    return transaction
+
+
+def read(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    """`fn` inside one read transaction, so all its queries see the same snapshot."""
+
+    def transaction(raw: sqlite3.Connection) -> T:
+        raw.execute("BEGIN")
+        result = fn(raw)
+        raw.execute("COMMIT")
+        return result
+
+    return transaction
+
+
+def prepare_file(path: Path) -> None:
+    """Create the parent folders and an empty database file readable by its owner only."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"Cannot create the session database at {str(path)!r} ({exc.strerror}); choose another --db path."
+        ) from exc
+
+
+def _configure(raw: sqlite3.Connection) -> None:
+    raw.row_factory = sqlite3.Row
+    raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    raw.execute("PRAGMA foreign_keys = ON")
+    mode = raw.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() not in ("wal", "memory"):
+        logger.warning("SQLite journal mode is %s, not WAL; concurrent servers will wait on each other", mode)
+    # In WAL mode NORMAL loses no committed transaction when the process dies; only a power
+    # cut can drop the last few, and the file stays consistent either way.
+    raw.execute("PRAGMA synchronous = NORMAL")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message

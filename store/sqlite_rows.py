@@ -1,0 +1,135 @@
+"""Converting between the contract's models and SQLite rows.
+
+`prepare_run` does all validation and serialization before the write transaction starts, so
+the transaction itself only inserts and holds the write lock as briefly as possible.
+"""
+
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidInput
+from .limits import MAX_RUN_BYTES, MAX_TOOL_CALLS_PER_RUN, check_id, dump_json, text_bytes
+from .models import AgentConfig, NewRun, Run, RunMetrics, Session, SessionSummary, ToolCall
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    role: str
+    content: str
+    blocks: str | None
+    is_tool: bool
+
+
+@dataclass(frozen=True)
+class PreparedToolCall:
+    tool_call_id: str
+    tool_name: str
+    arguments: str
+    result: str
+    is_error: bool
+    duration_ms: float | None
+    search_text: str
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    run_id: str
+    status: str
+    input: str
+    content: str | None
+    metrics: str
+    error: str | None
+    messages: list[PreparedMessage]
+    tool_calls: list[PreparedToolCall]
+
+
+def prepare_run(run: NewRun) -> PreparedRun:
+    check_id(run.run_id, "run_id")
+    if len(run.tool_calls) > MAX_TOOL_CALLS_PER_RUN:
+        raise InvalidInput(
+            f"A run may carry at most {MAX_TOOL_CALLS_PER_RUN} tool calls; got {len(run.tool_calls)}."
+        )
+    total = text_bytes(run.input, "input")
+    if run.content is not None:
+        total += text_bytes(run.content, "output")
+    messages = []
+    for message in run.messages:
+        total += text_bytes(message.content, f"{message.role} message")
+        blocks = dump_json(message.blocks, "message blocks") if message.blocks is not None else None
+        messages.append(PreparedMessage(message.role, message.content, blocks, message.is_tool))
+    calls = []
+    for index, call in enumerate(run.tool_calls):
+        text_bytes(call.tool_name, f"tool_calls[{index}].tool_name")
+        arguments = dump_json(call.arguments, f"tool_calls[{index}].arguments")
+        result = dump_json(call.result, f"tool_calls[{index}].result")
+        total += len(arguments) + len(result)
+        result_text = call.result if isinstance(call.result, str) else result
+        calls.append(
+            PreparedToolCall(
+                tool_call_id=call.tool_call_id or f"call_{uuid.uuid4().hex[:24]}",
+                tool_name=call.tool_name,
+                arguments=arguments,
+                result=result,
+                is_error=call.is_error,
+                duration_ms=call.duration_ms,
+                search_text=f"{call.tool_name} {arguments} {result_text}",
+            )
+        )
+    if total > MAX_RUN_BYTES:
+        raise InvalidInput(f"The run is {total:,} bytes in all, over the limit of {MAX_RUN_BYTES:,}.")
+    return PreparedRun(
+        run_id=run.run_id,
+        status=run.status,
+        input=run.input,
+        content=run.content,
+        metrics=run.metrics.model_dump_json(exclude_none=True),
+        error=run.error,
+        messages=messages,
+        tool_calls=calls,
+    )
+
+
+def row_to_session(row: sqlite3.Row, user_id: str) -> Session:
+    return Session(
+        session_id=row["session_id"],
+        user_id=user_id,
+        name=row["name"],
+        state=json.loads(row["state"]),
+        metadata=json.loads(row["metadata"]),
+        agent=AgentConfig.model_validate_json(row["agent"]) if row["agent"] else None,
+        summary=SessionSummary.model_validate_json(row["summary"]) if row["summary"] else None,
+        run_count=row["run_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def row_to_tool_call(row: sqlite3.Row) -> ToolCall:
+    return ToolCall(
+        tool_call_id=row["tool_call_id"],
+        run_id=row["run_id"],
+        tool_name=row["tool_name"],
+        arguments=json.loads(row["arguments"]),
+        result=json.loads(row["result"]),
+        is_error=bool(row["is_error"]),
+        created_at=row["created_at"],
+        duration_ms=row["duration_ms"],
+    )
+
+
+def row_to_run(row: sqlite3.Row, session_id: str, tool_calls: list[ToolCall]) -> Run:
+    metrics: dict[str, Any] = json.loads(row["metrics"])
+    return Run(
+        run_id=row["run_id"],
+        session_id=session_id,
+        status=row["status"],
+        input=row["input"],
+        content=row["content"],
+        tool_calls=tool_calls,
+        metrics=RunMetrics.model_validate(metrics),
+        created_at=row["created_at"],
+        error=row["error"],
+    )
