@@ -66,7 +66,7 @@ def register_tools(server: MCPServer[Any]) -> None:
         (list_sessions, READ_ONLY),
         (get_session, READ_ONLY),
         (update_session, WRITES.model_copy(update={"idempotent_hint": True})),
-        (delete_session, ToolAnnotations(destructive_hint=True, idempotent_hint=False, open_world_hint=False)),
+        (delete_session, WRITES.model_copy(update={"destructive_hint": True, "idempotent_hint": False})),
     ):
         server.add_tool(tool, annotations=annotations)
 

@@ -1,0 +1,91 @@
+"""Full-text search: word forms, case and accents, ranking, scoping and hostile queries."""
+
+import pytest
+
+from mcp_server_sessions.store import NewMessage, NewRun, NewToolCall, SessionStore
+
+pytestmark = pytest.mark.anyio
+
+
+async def say(store: SessionStore, user: str, session: str, run_id: str, text: str, reply: str = "ok") -> None:
+    run = NewRun(
+        run_id=run_id,
+        input=text,
+        content=reply,
+        messages=[NewMessage(role="user", content=text), NewMessage(role="assistant", content=reply)],
+    )
+    await store.append_run(user, session, run)
+
+
+async def test_word_forms_case_and_accents_match(store: SessionStore) -> None:
+    await say(store, "alice", "trip", "r1", "We planned a kayak trip on the Fjords")
+    await say(store, "alice", "food", "r1", "Crème brûlée at the CAFÉ")
+    await say(store, "alice", "other", "r1", "nothing relevant here")
+    [hit] = await store.search("alice", "kayaking fjord")
+    assert (hit.session_id, hit.run_id, hit.role) == ("trip", "r1", "user")
+    assert "**kayak**" in hit.snippet and "**Fjords**" in hit.snippet
+    assert hit.score > 0 and hit.created_at.endswith("Z")
+    [accent] = await store.search("alice", "creme brulee cafe")
+    assert accent.session_id == "food"
+
+
+async def test_all_words_rank_before_some_words(store: SessionStore) -> None:
+    await say(store, "alice", "a", "r1", "paddle across the lake")
+    await say(store, "alice", "b", "r1", "paddle and portage across the lake at dawn")
+    await say(store, "alice", "c", "r1", "portage only")
+    hits = await store.search("alice", "portage dawn")
+    assert [h.session_id for h in hits][:2] == ["b", "c"]
+    assert hits[0].score >= hits[1].score
+
+
+async def test_tool_calls_are_searchable(store: SessionStore) -> None:
+    run = NewRun(
+        run_id="r1",
+        input="weather?",
+        content="see tool",
+        messages=[NewMessage(role="user", content="weather?"), NewMessage(role="assistant", content="see tool")],
+        tool_calls=[NewToolCall(tool_name="forecast", arguments={"city": "Trondheim"}, result={"sky": "drizzle"})],
+    )
+    await store.append_run("alice", "s1", run)
+    [hit] = await store.search("alice", "trondheim drizzle")
+    assert hit.role == "tool" and hit.run_id == "r1"
+
+
+async def test_scope_num_sessions_and_exclude(store: SessionStore) -> None:
+    for i in range(4):
+        await say(store, "alice", f"s{i}", "r1", f"glacier hike number {i}")
+    assert len(await store.search("alice", "glacier")) == 4
+    recent = await store.search("alice", "glacier", num_sessions=2)
+    assert {h.session_id for h in recent} == {"s2", "s3"}
+    excluded = await store.search("alice", "glacier", exclude_session_id="s3")
+    assert {h.session_id for h in excluded} == {"s0", "s1", "s2"}
+    assert len(await store.search("alice", "glacier", exclude_session_id="not-mine")) == 4
+    assert len(await store.search("alice", "glacier", limit=2)) == 2
+
+
+async def test_search_never_crosses_users(store: SessionStore) -> None:
+    await say(store, "alice", "s1", "r1", "alice's private volcano")
+    await say(store, "bob", "s1", "r1", "bob's lake")
+    assert await store.search("bob", "volcano") == []
+    assert [h.snippet for h in await store.search("bob", "lake")] == ["bob's **lake**"]
+    assert await store.search("nobody", "lake") == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ['"', "'", "AND", "OR NOT", "NEAR(a b)", "*", "owner:1", "body:volcano", "'; DROP TABLE sessions; --",
+     "^", "()", '"unbalanced', "", "   ", "!!!", "🚣", "x" * 2000, "\x00", "a-b", "{owner body}: x"],
+)
+async def test_any_string_is_a_valid_query(store: SessionStore, query: str) -> None:
+    await say(store, "alice", "s1", "r1", "plain words about a volcano")
+    await say(store, "bob", "s1", "r1", "bob volcano owner")
+    hits = await store.search("alice", query)
+    assert all(h.session_id == "s1" for h in hits)
+    assert (await store.list_sessions("alice")).total == 1
+
+
+async def test_operator_words_are_plain_words(store: SessionStore) -> None:
+    await say(store, "alice", "s1", "r1", "rock AND roll")
+    await say(store, "alice", "s2", "r1", "near the shore")
+    assert [h.session_id for h in await store.search("alice", "NEAR")] == ["s2"]
+    assert [h.session_id for h in await store.search("alice", "AND roll")] == ["s1"]
