@@ -57,4 +57,3 @@ def describe_validation(tool: str, error: ValidationError) -> str:
         reason = first["msg"][0].lower() + first["msg"][1:]
         reason = reason.replace("input should", "should").replace("value error, ", "")
     return f"Invalid argument {field!r} for {tool}: {reason}{more}; fix it and call again."
-

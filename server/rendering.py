@@ -2,7 +2,15 @@
 
 import json
 
-from mcp_server_sessions.store import ChatHistoryPage, NewToolCall, Run, SearchHit, Session, SessionPage, ToolCallPage
+from mcp_server_sessions.store import (
+    ChatHistoryPage,
+    NewToolCall,
+    Run,
+    SearchHit,
+    Session,
+    SessionPage,
+    ToolCallPage,
+)
 
 
 def started(session: Session, created: bool) -> str:
@@ -12,8 +20,10 @@ def started(session: Session, created: bool) -> str:
 
 
 def session(s: Session) -> str:
-    lines = [f"Session {s.session_id!r}" + (f" ({s.name})" if s.name else "") + f": {s.run_count} runs, "
-             f"updated {s.updated_at}."]
+    lines = [
+        f"Session {s.session_id!r}" + (f" ({s.name})" if s.name else "") + f": {s.run_count} runs, "
+        f"updated {s.updated_at}."
+    ]
     if s.state:
         lines.append(f"State: {_json(s.state)}")
     if s.summary:

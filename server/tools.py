@@ -139,9 +139,7 @@ async def get_chat_history(
     ] = None,
     limit: Annotated[int, Field(ge=1, le=1000, description="Most messages in this page.")] = 100,
     cursor: Cursor = None,
-    include_tool_messages: Annotated[
-        bool, Field(description="Also return tool-use and tool-result messages.")
-    ] = False,
+    include_tool_messages: Annotated[bool, Field(description="Also return tool-use and tool-result messages.")] = False,
 ) -> Annotated[CallToolResult, ChatHistoryPage]:
     """Read a session's messages, oldest first, a page at a time."""
     page = await _store(ctx).get_chat_history(

@@ -23,10 +23,7 @@ _ID_RE = re.compile(ID_PATTERN)
 
 def check_id(value: str, what: str) -> str:
     if not _ID_RE.fullmatch(value):
-        raise InvalidInput(
-            f"{what} must be 1 to 128 letters, digits or ._:@- characters; "
-            f"got {_describe(value)}."
-        )
+        raise InvalidInput(f"{what} must be 1 to 128 letters, digits or ._:@- characters; got {_describe(value)}.")
     return value
 
 

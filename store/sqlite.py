@@ -1,6 +1,5 @@
 """The SQLite session store: one file, WAL, rows per run, message and tool call, FTS5 search."""
 
-import json
 import sqlite3
 import uuid
 from pathlib import Path
@@ -25,11 +24,13 @@ from .models import (
 from .process_owner import current_owner, owner_is_gone
 from .protocol import Order, SortKey
 from .sqlite_connection import Connection, prepare_file, read, write
-from .sqlite_rows import PreparedRun, prepare_run, row_to_run, row_to_session, row_to_tool_call
+from .sqlite_rows import load_run, prepare_run, row_to_session, row_to_tool_call, write_run
 from .sqlite_schema import MIGRATIONS, Migration, migrate
+from .sqlite_search import search_user
 
-_SESSION_COLUMNS = "s.pk, s.session_id, s.name, s.state, s.metadata, s.agent, s.summary, s.run_count, " \
-    "s.created_at, s.updated_at"
+_SESSION_COLUMNS = (
+    "s.pk, s.session_id, s.name, s.state, s.metadata, s.agent, s.summary, s.run_count, s.created_at, s.updated_at"
+)
 
 
 class SqliteStore:
@@ -91,11 +92,14 @@ class SqliteStore:
         def body(raw: sqlite3.Connection) -> tuple[Session, bool]:
             user_pk = self._ensure_user(raw, user_id)
             now = utc_now()
-            created = raw.execute(
-                "INSERT OR IGNORE INTO sessions (user_pk, session_id, name, state, metadata, agent, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (user_pk, session_id, name, state_json, metadata_json, agent_json, now, now),
-            ).rowcount == 1
+            created = (
+                raw.execute(
+                    "INSERT OR IGNORE INTO sessions (user_pk, session_id, name, state, metadata, agent, "
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (user_pk, session_id, name, state_json, metadata_json, agent_json, now, now),
+                ).rowcount
+                == 1
+            )
             return self._load_session(raw, user_id, user_pk, session_id), created
 
         return await self._writer.run(write(body))
@@ -218,13 +222,13 @@ class SqliteStore:
                 "SELECT pk, status FROM runs WHERE session_pk = ? AND run_id = ?", (session_pk, run.run_id)
             ).fetchone()
             if existing is not None and existing["status"] != "running":
-                return _load_run(raw, existing["pk"], session_id), False
-            run_pk = _write_run(raw, user_pk, session_pk, prepared, existing["pk"] if existing else None, now)
+                return load_run(raw, existing["pk"], session_id), False
+            run_pk = write_run(raw, user_pk, session_pk, prepared, existing["pk"] if existing else None, now)
             raw.execute(
                 "UPDATE sessions SET run_count = run_count + ?, updated_at = ? WHERE pk = ?",
                 (0 if existing else 1, now, session_pk),
             )
-            return _load_run(raw, run_pk, session_id), True
+            return load_run(raw, run_pk, session_id), True
 
         return await self._writer.run(write(body))
 
@@ -241,11 +245,9 @@ class SqliteStore:
                 "VALUES (?, ?, 'running', ?, ?, ?)",
                 (session_pk, run_id, input, current_owner(), now),
             ).lastrowid
-            raw.execute(
-                "UPDATE sessions SET run_count = run_count + 1, updated_at = ? WHERE pk = ?", (now, session_pk)
-            )
+            raw.execute("UPDATE sessions SET run_count = run_count + 1, updated_at = ? WHERE pk = ?", (now, session_pk))
             assert run_pk is not None
-            return _load_run(raw, run_pk, session_id)
+            return load_run(raw, run_pk, session_id)
 
         return await self._writer.run(write(body))
 
@@ -350,40 +352,12 @@ class SqliteStore:
         words = search_query.quoted(search_query.terms(query))
         if not words:
             return []
-        expressions = [" AND ".join(words)]
-        if len(words) > 1:
-            expressions.append(" OR ".join(words))
 
         def body(raw: sqlite3.Connection) -> list[SearchHit]:
             user_pk = self._known_user(raw, user_id)
             if user_pk is None:
                 return []
-            scope = ""
-            params: list[Any] = []
-            if num_sessions is not None:
-                recent = raw.execute(
-                    "SELECT pk FROM sessions WHERE user_pk = ? ORDER BY updated_at DESC, pk DESC LIMIT ?",
-                    (user_pk, num_sessions),
-                ).fetchall()
-                scope += " AND session_pk IN (SELECT value FROM json_each(?))"
-                params.append(json.dumps([row[0] for row in recent]))
-            if exclude_session_id is not None:
-                scope += " AND session_pk IS NOT (SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?)"
-                params += [user_pk, exclude_session_id]
-            hits: dict[int, sqlite3.Row] = {}
-            for expression in expressions:  # all words first, then any word to fill the page
-                if len(hits) >= limit:
-                    break
-                match = f'owner : "{user_pk}" AND body : ({expression})'
-                for row in raw.execute(
-                    "SELECT rowid, -bm25(search_index, 0.0, 1.0, 0.0) AS score, "
-                    "snippet(search_index, 1, '**', '**', '…', 16) AS snippet FROM search_index "
-                    f"WHERE search_index MATCH ?{scope} ORDER BY bm25(search_index, 0.0, 1.0, 0.0) LIMIT ?",
-                    (match, *params, limit),
-                ):
-                    if len(hits) < limit:
-                        hits.setdefault(row["rowid"], row)
-            return [_search_hit(raw, row) for row in hits.values()]
+            return search_user(raw, user_pk, words, num_sessions, exclude_session_id, limit)
 
         return await self._reader.run(read(body))
 
@@ -438,72 +412,3 @@ class SqliteStore:
 def _find_user(raw: sqlite3.Connection, user_id: str) -> int | None:
     row = raw.execute("SELECT pk FROM users WHERE user_id = ?", (user_id,)).fetchone()
     return None if row is None else int(row[0])
-
-
-def _write_run(
-    raw: sqlite3.Connection, user_pk: int, session_pk: int, run: PreparedRun, run_pk: int | None, now: str
-) -> int:
-    if run_pk is None:
-        run_pk = raw.execute(
-            "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (session_pk, run.run_id, run.status, run.input, run.content, run.metrics, run.error, now),
-        ).lastrowid
-        assert run_pk is not None
-    else:
-        raw.execute(
-            "UPDATE runs SET status = ?, content = ?, metrics = ?, error = ?, owner = NULL WHERE pk = ?",
-            (run.status, run.content, run.metrics, run.error, run_pk),
-        )
-    owner = str(user_pk)
-    for message in run.messages:
-        message_pk = raw.execute(
-            "INSERT INTO messages (session_pk, run_pk, role, content, blocks, is_tool) VALUES (?, ?, ?, ?, ?, ?)",
-            (session_pk, run_pk, message.role, message.content, message.blocks, message.is_tool),
-        ).lastrowid
-        assert message_pk is not None
-        if not message.is_tool and message.content:
-            raw.execute(
-                "INSERT INTO search_index (rowid, owner, body, session_pk) VALUES (?, ?, ?, ?)",
-                (message_pk * 2, owner, message.content, session_pk),
-            )
-    for call in run.tool_calls:
-        call_pk = raw.execute(
-            "INSERT INTO tool_calls (session_pk, run_pk, tool_call_id, tool_name, arguments, result, is_error, "
-            "duration_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (session_pk, run_pk, call.tool_call_id, call.tool_name, call.arguments, call.result,
-             call.is_error, call.duration_ms, now),
-        ).lastrowid
-        assert call_pk is not None
-        raw.execute(
-            "INSERT INTO search_index (rowid, owner, body, session_pk) VALUES (?, ?, ?, ?)",
-            (call_pk * 2 + 1, owner, call.search_text, session_pk),
-        )
-    return run_pk
-
-
-def _load_run(raw: sqlite3.Connection, run_pk: int, session_id: str) -> Run:
-    row = raw.execute("SELECT * FROM runs WHERE pk = ?", (run_pk,)).fetchone()
-    calls = raw.execute(
-        "SELECT t.*, ? AS run_id FROM tool_calls t WHERE t.run_pk = ? ORDER BY t.pk", (row["run_id"], run_pk)
-    ).fetchall()
-    return row_to_run(row, session_id, [row_to_tool_call(call) for call in calls])
-
-
-def _search_hit(raw: sqlite3.Connection, hit: sqlite3.Row) -> SearchHit:
-    rowid = hit["rowid"]
-    table, role = ("messages m", "m.role") if rowid % 2 == 0 else ("tool_calls m", "'tool'")
-    row = raw.execute(
-        f"SELECT {role} AS role, r.run_id, r.created_at, s.session_id, s.name FROM {table} "
-        "JOIN runs r ON r.pk = m.run_pk JOIN sessions s ON s.pk = m.session_pk WHERE m.pk = ?",
-        (rowid // 2,),
-    ).fetchone()
-    return SearchHit(
-        session_id=row["session_id"],
-        session_name=row["name"],
-        run_id=row["run_id"],
-        role=row["role"],
-        snippet=hit["snippet"],
-        score=round(hit["score"], 6),
-        created_at=row["created_at"],
-    )

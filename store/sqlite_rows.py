@@ -49,9 +49,7 @@ class PreparedRun:
 def prepare_run(run: NewRun) -> PreparedRun:
     check_id(run.run_id, "run_id")
     if len(run.tool_calls) > MAX_TOOL_CALLS_PER_RUN:
-        raise InvalidInput(
-            f"A run may carry at most {MAX_TOOL_CALLS_PER_RUN} tool calls; got {len(run.tool_calls)}."
-        )
+        raise InvalidInput(f"A run may carry at most {MAX_TOOL_CALLS_PER_RUN} tool calls; got {len(run.tool_calls)}.")
     total = text_bytes(run.input, "input")
     if run.content is not None:
         total += text_bytes(run.content, "output")
@@ -133,3 +131,62 @@ def row_to_run(row: sqlite3.Row, session_id: str, tool_calls: list[ToolCall]) ->
         created_at=row["created_at"],
         error=row["error"],
     )
+
+
+def write_run(
+    raw: sqlite3.Connection, user_pk: int, session_pk: int, run: PreparedRun, run_pk: int | None, now: str
+) -> int:
+    if run_pk is None:
+        run_pk = raw.execute(
+            "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (session_pk, run.run_id, run.status, run.input, run.content, run.metrics, run.error, now),
+        ).lastrowid
+        assert run_pk is not None
+    else:
+        raw.execute(
+            "UPDATE runs SET status = ?, content = ?, metrics = ?, error = ?, owner = NULL WHERE pk = ?",
+            (run.status, run.content, run.metrics, run.error, run_pk),
+        )
+    owner = str(user_pk)
+    for message in run.messages:
+        message_pk = raw.execute(
+            "INSERT INTO messages (session_pk, run_pk, role, content, blocks, is_tool) VALUES (?, ?, ?, ?, ?, ?)",
+            (session_pk, run_pk, message.role, message.content, message.blocks, message.is_tool),
+        ).lastrowid
+        assert message_pk is not None
+        if not message.is_tool and message.content:
+            raw.execute(
+                "INSERT INTO search_index (rowid, owner, body, session_pk) VALUES (?, ?, ?, ?)",
+                (message_pk * 2, owner, message.content, session_pk),
+            )
+    for call in run.tool_calls:
+        call_pk = raw.execute(
+            "INSERT INTO tool_calls (session_pk, run_pk, tool_call_id, tool_name, arguments, result, is_error, "
+            "duration_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                session_pk,
+                run_pk,
+                call.tool_call_id,
+                call.tool_name,
+                call.arguments,
+                call.result,
+                call.is_error,
+                call.duration_ms,
+                now,
+            ),
+        ).lastrowid
+        assert call_pk is not None
+        raw.execute(
+            "INSERT INTO search_index (rowid, owner, body, session_pk) VALUES (?, ?, ?, ?)",
+            (call_pk * 2 + 1, owner, call.search_text, session_pk),
+        )
+    return run_pk
+
+
+def load_run(raw: sqlite3.Connection, run_pk: int, session_id: str) -> Run:
+    row = raw.execute("SELECT * FROM runs WHERE pk = ?", (run_pk,)).fetchone()
+    calls = raw.execute(
+        "SELECT t.*, ? AS run_id FROM tool_calls t WHERE t.run_pk = ? ORDER BY t.pk", (row["run_id"], run_pk)
+    ).fetchall()
+    return row_to_run(row, session_id, [row_to_tool_call(call) for call in calls])

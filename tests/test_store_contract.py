@@ -26,9 +26,17 @@ def turn(run_id: str, text: str = "hello", reply: str = "hi there", calls: int =
 
 async def test_start_session_creates_then_returns_the_same_session(store: SessionStore) -> None:
     agent = AgentConfig(model="claude-test", num_history_runs=5)
-    first, created = await store.start_session("alice", "s1", name="Trip", state={"a": 1}, metadata={"m": 2}, agent=agent)
+    first, created = await store.start_session(
+        "alice", "s1", name="Trip", state={"a": 1}, metadata={"m": 2}, agent=agent
+    )
     assert created
-    assert (first.session_id, first.user_id, first.name, first.state, first.metadata) == ("s1", "alice", "Trip", {"a": 1}, {"m": 2})
+    assert (first.session_id, first.user_id, first.name, first.state, first.metadata) == (
+        "s1",
+        "alice",
+        "Trip",
+        {"a": 1},
+        {"m": 2},
+    )
     assert first.agent == agent and first.summary is None and first.run_count == 0
     assert first.created_at.endswith("Z") and first.created_at == first.updated_at
 
@@ -46,7 +54,13 @@ async def test_start_session_without_id_makes_a_uuid(store: SessionStore) -> Non
 async def test_append_run_starts_the_session_and_returns_the_whole_run(store: SessionStore) -> None:
     run, stored = await store.append_run("alice", "new", turn("r1", calls=2))
     assert stored
-    assert (run.run_id, run.session_id, run.status, run.input, run.content) == ("r1", "new", "completed", "hello", "hi there")
+    assert (run.run_id, run.session_id, run.status, run.input, run.content) == (
+        "r1",
+        "new",
+        "completed",
+        "hello",
+        "hi there",
+    )
     assert [c.tool_name for c in run.tool_calls] == ["tool0", "tool1"]
     assert all(c.run_id == "r1" and c.tool_call_id for c in run.tool_calls)
     session = await store.get_session("alice", "new")
@@ -76,9 +90,12 @@ async def test_chat_history_is_oldest_first_and_hides_tool_messages_by_default(s
         await store.append_run("alice", "s1", turn(f"r{i}", text=f"q{i}", reply=f"a{i}", calls=1))
     plain = await store.get_chat_history("alice", "s1")
     assert [(m.role, m.content, m.run_id) for m in plain.messages] == [
-        ("user", "q0", "r0"), ("assistant", "a0", "r0"),
-        ("user", "q1", "r1"), ("assistant", "a1", "r1"),
-        ("user", "q2", "r2"), ("assistant", "a2", "r2"),
+        ("user", "q0", "r0"),
+        ("assistant", "a0", "r0"),
+        ("user", "q1", "r1"),
+        ("assistant", "a1", "r1"),
+        ("user", "q2", "r2"),
+        ("assistant", "a2", "r2"),
     ]
     assert plain.next_cursor is None and plain.session_id == "s1"
     full = await store.get_chat_history("alice", "s1", include_tool_messages=True)
@@ -110,7 +127,10 @@ async def test_tool_calls_are_newest_first_filtered_and_paged(store: SessionStor
         await store.append_run("alice", "s1", turn(f"r{i}", calls=2))
     page = await store.get_tool_calls("alice", "s1", limit=4)
     assert [(c.run_id, c.tool_name) for c in page.tool_calls] == [
-        ("r2", "tool1"), ("r2", "tool0"), ("r1", "tool1"), ("r1", "tool0"),
+        ("r2", "tool1"),
+        ("r2", "tool0"),
+        ("r1", "tool1"),
+        ("r1", "tool0"),
     ]
     rest = await store.get_tool_calls("alice", "s1", limit=4, cursor=page.next_cursor)
     assert [(c.run_id, c.tool_name) for c in rest.tool_calls] == [("r0", "tool1"), ("r0", "tool0")]
@@ -198,8 +218,8 @@ async def test_session_ids_are_per_user(store: SessionStore) -> None:
     await store.append_run("bob", "s1", turn("r1", text="bob note"))
     alice = await store.get_chat_history("alice", "s1")
     bob = await store.get_chat_history("bob", "s1")
-    assert [m.content for m in alice.messages][0] == "alice secret"
-    assert [m.content for m in bob.messages][0] == "bob note"
+    assert alice.messages[0].content == "alice secret"
+    assert bob.messages[0].content == "bob note"
     assert await store.search("bob", "secret") == []
     with pytest.raises(SessionNotFound):
         await store.get_session("carol", "s1")

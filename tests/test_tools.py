@@ -1,22 +1,46 @@
 """The contract of every MCP tool, through a real in-process MCP client."""
 
 import pytest
-from mcp import Client
-
 from conftest import call_error, call_ok
+from mcp import Client
 
 pytestmark = pytest.mark.anyio
 
 TOOLS = {
-    "start_session", "record_run", "get_chat_history", "get_tool_call_history", "search_previous_sessions",
-    "list_sessions", "get_session", "update_session", "delete_session",
+    "start_session",
+    "record_run",
+    "get_chat_history",
+    "get_tool_call_history",
+    "search_previous_sessions",
+    "list_sessions",
+    "get_session",
+    "update_session",
+    "delete_session",
 }
 READ_TOOLS = {"get_chat_history", "get_tool_call_history", "search_previous_sessions", "list_sessions", "get_session"}
-SESSION_FIELDS = {"session_id", "user_id", "name", "state", "metadata", "agent", "summary", "run_count",
-                  "created_at", "updated_at"}
+SESSION_FIELDS = {
+    "session_id",
+    "user_id",
+    "name",
+    "state",
+    "metadata",
+    "agent",
+    "summary",
+    "run_count",
+    "created_at",
+    "updated_at",
+}
 RUN_FIELDS = {"run_id", "session_id", "status", "input", "content", "tool_calls", "metrics", "created_at"}
-TOOL_CALL_FIELDS = {"tool_call_id", "run_id", "tool_name", "arguments", "result", "is_error", "created_at",
-                    "duration_ms"}
+TOOL_CALL_FIELDS = {
+    "tool_call_id",
+    "run_id",
+    "tool_name",
+    "arguments",
+    "result",
+    "is_error",
+    "created_at",
+    "duration_ms",
+}
 
 
 async def test_every_tool_is_declared_with_schemas_descriptions_and_annotations(client: Client) -> None:
@@ -36,7 +60,12 @@ async def test_every_tool_is_declared_with_schemas_descriptions_and_annotations(
 
 async def test_start_session_and_get_session(client: Client) -> None:
     started = await call_ok(
-        client, "start_session", session_id="s1", name="Trip", state={"k": 1}, metadata={"m": True},
+        client,
+        "start_session",
+        session_id="s1",
+        name="Trip",
+        state={"k": 1},
+        metadata={"m": True},
         agent={"model": "claude-x", "num_history_runs": 2},
     )
     assert set(started) == SESSION_FIELDS | {"created"}
@@ -52,13 +81,21 @@ async def test_start_session_and_get_session(client: Client) -> None:
 
 async def test_record_run_returns_the_run_and_is_idempotent(client: Client) -> None:
     args = {
-        "session_id": "s1", "input": "What is the weather?", "output": "Sunny.", "run_id": "turn-1",
+        "session_id": "s1",
+        "input": "What is the weather?",
+        "output": "Sunny.",
+        "run_id": "turn-1",
         "tool_calls": [{"tool_name": "weather", "arguments": {"city": "Oslo"}, "result": "sun", "duration_ms": 3}],
         "metrics": {"input_tokens": 10, "output_tokens": 2, "model": "host-model"},
     }
     run = await call_ok(client, "record_run", **args)
     assert set(run) >= RUN_FIELDS
-    assert (run["run_id"], run["status"], run["input"], run["content"]) == ("turn-1", "completed", "What is the weather?", "Sunny.")
+    assert (run["run_id"], run["status"], run["input"], run["content"]) == (
+        "turn-1",
+        "completed",
+        "What is the weather?",
+        "Sunny.",
+    )
     assert set(run["tool_calls"][0]) == TOOL_CALL_FIELDS and run["tool_calls"][0]["duration_ms"] == 3
     assert run["metrics"]["input_tokens"] == 10 and run["metrics"]["model"] == "host-model"
     assert await call_ok(client, "record_run", **args) == run
@@ -70,7 +107,11 @@ async def test_record_run_returns_the_run_and_is_idempotent(client: Client) -> N
 async def test_get_chat_history_and_tool_call_history(client: Client) -> None:
     for i in range(3):
         await call_ok(
-            client, "record_run", session_id="s1", input=f"q{i}", output=f"a{i}",
+            client,
+            "record_run",
+            session_id="s1",
+            input=f"q{i}",
+            output=f"a{i}",
             tool_calls=[{"tool_name": "lookup", "arguments": {"i": i}, "result": {"n": i}}],
         )
     history = await call_ok(client, "get_chat_history", session_id="s1", last_n_runs=2)
@@ -92,7 +133,15 @@ async def test_search_previous_sessions(client: Client) -> None:
     await call_ok(client, "record_run", session_id="now", input="kayaking again?", output="Yes.")
     found = await call_ok(client, "search_previous_sessions", query="kayaking fjord")
     assert found["results"][0]["session_id"] == "trip"
-    assert set(found["results"][0]) == {"session_id", "session_name", "run_id", "role", "snippet", "score", "created_at"}
+    assert set(found["results"][0]) == {
+        "session_id",
+        "session_name",
+        "run_id",
+        "role",
+        "snippet",
+        "score",
+        "created_at",
+    }
     other = await call_ok(client, "search_previous_sessions", query="kayaking", exclude_session_id="now")
     assert {r["session_id"] for r in other["results"]} == {"trip"}
 
@@ -102,7 +151,9 @@ async def test_list_update_and_delete_sessions(client: Client) -> None:
         await call_ok(client, "start_session", session_id=f"s{i}", name=f"n{i}")
     listed = await call_ok(client, "list_sessions", limit=2, sort_by="created_at", order="asc")
     assert listed["total"] == 3 and [s["session_id"] for s in listed["sessions"]] == ["s0", "s1"]
-    last = await call_ok(client, "list_sessions", limit=2, sort_by="created_at", order="asc", cursor=listed["next_cursor"])
+    last = await call_ok(
+        client, "list_sessions", limit=2, sort_by="created_at", order="asc", cursor=listed["next_cursor"]
+    )
     assert [s["session_id"] for s in last["sessions"]] == ["s2"] and last["next_cursor"] is None
     updated = await call_ok(client, "update_session", session_id="s1", state={"a": 1}, name="renamed")
     assert updated["state"] == {"a": 1} and updated["name"] == "renamed"
