@@ -33,6 +33,16 @@ class SessionSummary(BaseModel):
     updated_at: str
 
 
+class SessionMetrics(BaseModel):
+    """Totals over the session's runs (tokens as reported by the model or the recording client)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
 class Session(BaseModel):
     session_id: str
     user_id: str
@@ -44,6 +54,7 @@ class Session(BaseModel):
     run_count: int
     created_at: str
     updated_at: str
+    metrics: SessionMetrics = Field(default_factory=SessionMetrics, description="Token totals of the runs.")
 
 
 class RunMetrics(BaseModel):
@@ -141,6 +152,22 @@ class NewMessage(BaseModel):
     content: str
     blocks: list[dict[str, Any]] | None = None
     is_tool: bool = False
+
+
+class ContextMessage(BaseModel):
+    """A stored message as it goes back into a model's context."""
+
+    role: Role
+    content: str
+    blocks: list[dict[str, Any]] | None
+
+
+class RunTranscript(BaseModel):
+    """A finished run as a summary sees it."""
+
+    run_id: str
+    input: str
+    content: str | None
 
 
 class NewRun(BaseModel):

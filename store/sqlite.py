@@ -29,7 +29,8 @@ from .sqlite_schema import MIGRATIONS, Migration, migrate
 from .sqlite_search import search_user
 
 _SESSION_COLUMNS = (
-    "s.pk, s.session_id, s.name, s.state, s.metadata, s.agent, s.summary, s.run_count, s.created_at, s.updated_at"
+    "s.pk, s.session_id, s.name, s.state, s.metadata, s.agent, s.summary, s.run_count, s.created_at, s.updated_at, "
+    "s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_write_tokens"
 )
 
 
@@ -225,8 +226,10 @@ class SqliteStore:
                 return load_run(raw, existing["pk"], session_id), False
             run_pk = write_run(raw, user_pk, session_pk, prepared, existing["pk"] if existing else None, now)
             raw.execute(
-                "UPDATE sessions SET run_count = run_count + ?, updated_at = ? WHERE pk = ?",
-                (0 if existing else 1, now, session_pk),
+                "UPDATE sessions SET run_count = run_count + ?, updated_at = ?, input_tokens = input_tokens + ?, "
+                "output_tokens = output_tokens + ?, cache_read_tokens = cache_read_tokens + ?, "
+                "cache_write_tokens = cache_write_tokens + ? WHERE pk = ?",
+                (0 if existing else 1, now, *prepared.tokens, session_pk),
             )
             return load_run(raw, run_pk, session_id), True
 

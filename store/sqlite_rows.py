@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import InvalidInput
 from .limits import MAX_RUN_BYTES, MAX_TOOL_CALLS_PER_RUN, check_id, dump_json, text_bytes
-from .models import AgentConfig, NewRun, Run, RunMetrics, Session, SessionSummary, ToolCall
+from .models import AgentConfig, NewRun, Run, RunMetrics, Session, SessionMetrics, SessionSummary, ToolCall
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class PreparedRun:
     input: str
     content: str | None
     metrics: str
+    tokens: tuple[int, int, int, int]
+    """input, output, cache read and cache write tokens, added to the session's totals."""
     error: str | None
     messages: list[PreparedMessage]
     tool_calls: list[PreparedToolCall]
@@ -84,6 +86,12 @@ def prepare_run(run: NewRun) -> PreparedRun:
         input=run.input,
         content=run.content,
         metrics=run.metrics.model_dump_json(exclude_none=True),
+        tokens=(
+            run.metrics.input_tokens or 0,
+            run.metrics.output_tokens or 0,
+            run.metrics.cache_read_tokens or 0,
+            run.metrics.cache_write_tokens or 0,
+        ),
         error=run.error,
         messages=messages,
         tool_calls=calls,
@@ -102,6 +110,13 @@ def row_to_session(row: sqlite3.Row, user_id: str) -> Session:
         run_count=row["run_count"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        metrics=SessionMetrics(
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            total_tokens=row["input_tokens"] + row["output_tokens"],
+            cache_read_tokens=row["cache_read_tokens"],
+            cache_write_tokens=row["cache_write_tokens"],
+        ),
     )
 
 

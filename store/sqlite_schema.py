@@ -92,6 +92,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "session token totals",
+        tuple(
+            f"ALTER TABLE sessions ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+            for column in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+        ),
+    ),
 )
 
 LATEST_VERSION = max(m.version for m in MIGRATIONS)
