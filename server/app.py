@@ -2,38 +2,40 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server_sessions.store import SessionStore, SqliteStore
+from mcp_server_sessions.store import SqliteStore
 
+from .context import AppContext
 from .errors import SessionsServer
+from .model import ModelGateway
+from .run_tools import register_run_tools
 from .settings import Settings
 from .tools import register_tools
 
 INSTRUCTIONS = (
-    "Persistent conversation sessions. Start or continue a session with start_session, record each "
-    "turn you ran with record_run, read it back with get_chat_history and get_tool_call_history, "
+    "Persistent conversation sessions. Start or continue a session with start_session; send a message to "
+    "Claude inside a session with run, or record each turn you ran yourself with record_run; condense a "
+    "session with summarize_session; read it back with get_chat_history and get_tool_call_history, "
     "find earlier conversations with search_previous_sessions, and manage sessions with "
     "list_sessions, get_session, update_session and delete_session."
 )
-
-
-@dataclass(frozen=True)
-class AppContext:
-    store: SessionStore
-    settings: Settings
 
 
 def build_server(settings: Settings) -> MCPServer[Any]:
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[AppContext]:
         store = await SqliteStore.open(settings.db_path)
+        gateway = ModelGateway(timeout_s=settings.model_timeout_s, max_retries=settings.model_max_retries)
         try:
-            yield AppContext(store=store, settings=settings)
+            async with anyio.create_task_group() as background:
+                yield AppContext(store=store, settings=settings, gateway=gateway, background=background)
+                background.cancel_scope.cancel()
         finally:
+            await gateway.close()
             await store.close()
 
     server = SessionsServer(
@@ -44,6 +46,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
         log_level=settings.log_level,  # type: ignore[arg-type]
     )
     register_tools(server)
+    register_run_tools(server)
     return server
 
 

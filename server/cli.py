@@ -27,13 +27,26 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         default=defaults.user,
         help="user_id for calls that name none (env MCP_SESSIONS_USER; default: %(default)s)",
     )
+    parser.add_argument(
+        "--model",
+        default=defaults.model,
+        help="Claude model for run and summarize_session (env MCP_SESSIONS_MODEL; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--model-timeout",
+        type=float,
+        default=defaults.model_timeout_s,
+        help="seconds one model request may take (default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="stderr log level")
     args = parser.parse_args(argv)
     try:
         check_id(args.user, "--user")
     except InvalidInput as exc:
         parser.error(str(exc))
-    return Settings(db=args.db, user=args.user, log_level=args.log_level)
+    return Settings(
+        db=args.db, user=args.user, log_level=args.log_level, model=args.model, model_timeout_s=args.model_timeout
+    )
 
 
 def main() -> None:
@@ -43,6 +56,9 @@ def main() -> None:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.log_level != "DEBUG":  # one line per model request is noise at INFO
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         serve(settings)
     except KeyboardInterrupt:

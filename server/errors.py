@@ -14,6 +14,8 @@ from pydantic import ValidationError
 
 from mcp_server_sessions.store import StoreError
 
+from .model import ModelError
+
 logger = logging.getLogger(__name__)
 
 _ID_FIELDS = {"session_id", "user_id", "run_id", "exclude_session_id"}
@@ -33,7 +35,7 @@ def explain(tool: str, exc: ToolError) -> str:
     cause = exc.__cause__
     if isinstance(cause, ValidationError):
         return describe_validation(tool, cause)
-    if isinstance(cause, StoreError):
+    if isinstance(cause, StoreError | ModelError):
         return str(cause)
     if isinstance(exc, UnexpectedToolError):
         logger.error("tool %s failed unexpectedly", tool, exc_info=cause)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from platformdirs import user_data_path
 
+DEFAULT_MODEL = "claude-sonnet-4-5"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -20,6 +21,12 @@ class Settings:
     user: str = field(default_factory=lambda: os.environ.get("MCP_SESSIONS_USER") or "default")
     """The user_id of calls that do not name one (stdio: a local, trusted client)."""
     log_level: str = "INFO"
+    model: str = field(default_factory=lambda: os.environ.get("MCP_SESSIONS_MODEL") or DEFAULT_MODEL)
+    """Claude model for runs and summaries, unless the session or the call names another."""
+    model_timeout_s: float = 120.0
+    """Seconds one model request may take before it is abandoned (and retried by the SDK)."""
+    model_max_retries: int = 2
+    """The SDK's bounded retries on 429, 5xx, connection errors and timeouts."""
 
     @property
     def db_path(self) -> str:

@@ -24,6 +24,7 @@ from mcp_server_sessions.store import (
 from mcp_server_sessions.store.limits import ID_PATTERN, MAX_QUERY_CHARS
 
 from . import rendering
+from .context import app
 
 SessionId = Annotated[
     str, Field(pattern=ID_PATTERN, description="The session's id: 1-128 letters, digits or ._:@- characters.")
@@ -92,7 +93,7 @@ async def start_session(
     session, created = await _store(ctx).start_session(
         _user(ctx, user_id), session_id, name=name, state=state, metadata=metadata, agent=agent
     )
-    return _result(StartedSession(**session.model_dump(), created=created), rendering.started(session, created))
+    return result(StartedSession(**session.model_dump(), created=created), rendering.started(session, created))
 
 
 async def record_run(
@@ -127,7 +128,7 @@ async def record_run(
         metrics=metrics or RunMetrics(),
     )
     run, _ = await _store(ctx).append_run(_user(ctx, user_id), session_id, new_run)
-    return _result(run, rendering.run_line(run))
+    return result(run, rendering.run_line(run))
 
 
 async def get_chat_history(
@@ -150,7 +151,7 @@ async def get_chat_history(
         cursor=cursor,
         include_tool_messages=include_tool_messages,
     )
-    return _result(page, rendering.history(page))
+    return result(page, rendering.history(page))
 
 
 async def get_tool_call_history(
@@ -165,7 +166,7 @@ async def get_tool_call_history(
     page = await _store(ctx).get_tool_calls(
         _user(ctx, user_id), session_id, limit=limit, tool_name=tool_name, cursor=cursor
     )
-    return _result(page, rendering.tool_calls(page))
+    return result(page, rendering.tool_calls(page))
 
 
 async def search_previous_sessions(
@@ -189,7 +190,7 @@ async def search_previous_sessions(
     hits = await _store(ctx).search(
         _user(ctx, user_id), query, num_sessions=num_sessions, exclude_session_id=exclude_session_id, limit=limit
     )
-    return _result(SearchResults(results=hits), rendering.search(hits))
+    return result(SearchResults(results=hits), rendering.search(hits))
 
 
 async def list_sessions(
@@ -207,7 +208,7 @@ async def list_sessions(
     page = await _store(ctx).list_sessions(
         _user(ctx, user_id), limit=limit, cursor=cursor, sort_by=sort_by, order=order, name_contains=name_contains
     )
-    return _result(page, rendering.sessions(page))
+    return result(page, rendering.sessions(page))
 
 
 async def get_session(
@@ -215,7 +216,7 @@ async def get_session(
 ) -> Annotated[CallToolResult, Session]:
     """Read one session: name, state, metadata, agent settings, summary and run count."""
     session = await _store(ctx).get_session(_user(ctx, user_id), session_id)
-    return _result(session, rendering.session(session))
+    return result(session, rendering.session(session))
 
 
 async def update_session(
@@ -233,7 +234,7 @@ async def update_session(
     session = await _store(ctx).update_session(
         _user(ctx, user_id), session_id, name=name, metadata=metadata, state=state, merge_state=merge_state
     )
-    return _result(session, rendering.session(session))
+    return result(session, rendering.session(session))
 
 
 async def delete_session(
@@ -241,22 +242,18 @@ async def delete_session(
 ) -> Annotated[CallToolResult, DeletedSession]:
     """Delete a session for good, with its runs, messages, tool calls and search entries."""
     await _store(ctx).delete_session(_user(ctx, user_id), session_id)
-    return _result(DeletedSession(session_id=session_id, deleted=True), f"Deleted session {session_id!r}.")
+    return result(DeletedSession(session_id=session_id, deleted=True), f"Deleted session {session_id!r}.")
 
 
 def _store(ctx: Context) -> SessionStore:
-    store: SessionStore = ctx.request_context.lifespan_context.store
-    return store
+    return app(ctx).store
 
 
 def _user(ctx: Context, user_id: str | None) -> str:
-    if user_id is not None:
-        return user_id
-    default: str = ctx.request_context.lifespan_context.settings.user
-    return default
+    return user_id if user_id is not None else app(ctx).settings.user
 
 
-def _result(model: BaseModel, text: str) -> CallToolResult:
+def result(model: BaseModel, text: str) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
     )

@@ -7,7 +7,19 @@ Methods raise only the exceptions of `errors.py`.
 
 from typing import Any, Literal, Protocol
 
-from .models import AgentConfig, ChatHistoryPage, NewRun, Run, SearchHit, Session, SessionPage, ToolCallPage
+from .models import (
+    AgentConfig,
+    ChatHistoryPage,
+    ContextMessage,
+    NewRun,
+    Run,
+    RunTranscript,
+    SearchHit,
+    Session,
+    SessionPage,
+    SessionSummary,
+    ToolCallPage,
+)
 
 SortKey = Literal["updated_at", "created_at"]
 Order = Literal["desc", "asc"]
@@ -117,6 +129,21 @@ class SessionStore(Protocol):
         limit: int = 10,
     ) -> list[SearchHit]:
         """Best matches first among the user's messages and tool calls; any string is a valid query."""
+
+    async def context_messages(self, user_id: str, session_id: str, num_runs: int) -> list[ContextMessage]:
+        """The messages of the last `num_runs` completed runs, oldest first, whole runs only.
+
+        Raises SessionNotFound.
+        """
+
+    async def runs_for_summary(self, user_id: str, session_id: str, after: int) -> tuple[list[RunTranscript], int]:
+        """Completed runs after the first `after` runs of the session, and the session's run count.
+
+        Raises SessionNotFound.
+        """
+
+    async def set_summary(self, user_id: str, session_id: str, summary: SessionSummary) -> Session:
+        """Store the session summary. Raises SessionNotFound."""
 
     async def recover_interrupted_runs(self) -> int:
         """Mark `error` the runs left `running` by a server process that no longer exists."""

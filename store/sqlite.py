@@ -1,5 +1,6 @@
 """The SQLite session store: one file, WAL, rows per run, message and tool call, FTS5 search."""
 
+import json
 import sqlite3
 import uuid
 from pathlib import Path
@@ -14,11 +15,14 @@ from .models import (
     AgentConfig,
     ChatHistoryPage,
     ChatMessage,
+    ContextMessage,
     NewRun,
     Run,
+    RunTranscript,
     SearchHit,
     Session,
     SessionPage,
+    SessionSummary,
     ToolCallPage,
 )
 from .process_owner import current_owner, owner_is_gone
@@ -251,6 +255,56 @@ class SqliteStore:
             raw.execute("UPDATE sessions SET run_count = run_count + 1, updated_at = ? WHERE pk = ?", (now, session_pk))
             assert run_pk is not None
             return load_run(raw, run_pk, session_id)
+
+        return await self._writer.run(write(body))
+
+    async def context_messages(self, user_id: str, session_id: str, num_runs: int) -> list[ContextMessage]:
+        def body(raw: sqlite3.Connection) -> list[ContextMessage]:
+            session_pk = self._session_pk(raw, user_id, session_id)
+            if num_runs <= 0:
+                return []
+            rows = raw.execute(
+                "SELECT m.role, m.content, m.blocks FROM messages m WHERE m.run_pk IN "
+                "(SELECT pk FROM runs WHERE session_pk = ? AND status = 'completed' ORDER BY pk DESC LIMIT ?) "
+                "ORDER BY m.run_pk, m.pk",
+                (session_pk, num_runs),
+            ).fetchall()
+            return [
+                ContextMessage(
+                    role=r["role"], content=r["content"], blocks=json.loads(r["blocks"]) if r["blocks"] else None
+                )
+                for r in rows
+            ]
+
+        return await self._reader.run(read(body))
+
+    async def runs_for_summary(self, user_id: str, session_id: str, after: int) -> tuple[list[RunTranscript], int]:
+        def body(raw: sqlite3.Connection) -> tuple[list[RunTranscript], int]:
+            session_pk = self._session_pk(raw, user_id, session_id)
+            count = raw.execute("SELECT run_count FROM sessions WHERE pk = ?", (session_pk,)).fetchone()[0]
+            rows = raw.execute(
+                "SELECT run_id, input, content, status FROM runs WHERE session_pk = ? ORDER BY pk LIMIT -1 OFFSET ?",
+                (session_pk, after),
+            ).fetchall()
+            runs = [
+                RunTranscript(run_id=r["run_id"], input=r["input"], content=r["content"])
+                for r in rows
+                if r["status"] == "completed"
+            ]
+            return runs, count
+
+        return await self._reader.run(read(body))
+
+    async def set_summary(self, user_id: str, session_id: str, summary: SessionSummary) -> Session:
+        summary_json = dump_json(summary.model_dump(), "summary")
+
+        def body(raw: sqlite3.Connection) -> Session:
+            user_pk = self._user_pk(raw, user_id, session_id)
+            raw.execute(
+                "UPDATE sessions SET summary = ?, updated_at = ? WHERE user_pk = ? AND session_id = ?",
+                (summary_json, utc_now(), user_pk, session_id),
+            )
+            return self._load_session(raw, user_id, user_pk, session_id)
 
         return await self._writer.run(write(body))
 

@@ -1,0 +1,86 @@
+"""What the model sees in a run: system prompt, summary, state, recent runs, the new message.
+
+History is cut at run boundaries, and only completed runs come back, so a `tool_use` always
+travels with its `tool_result`. Two cache breakpoints: the end of the base system prompt (tools
+and instructions, stable across turns) and the last message (so every further model call of the
+tool loop, and the next turn while the history window still holds this one, re-reads the
+prefix from Anthropic's prompt cache).
+"""
+
+import json
+from typing import Any
+
+from mcp_server_sessions.store import ContextMessage, Session
+
+DEFAULT_SYSTEM = (
+    "You are a helpful assistant in a persistent conversation session. Earlier turns of this "
+    "session may appear below. You have tools to read this session's older history and tool "
+    "calls, to search the user's previous sessions, and to update this session's state; use them "
+    "when they help, and answer directly otherwise."
+)
+_CACHE = {"type": "ephemeral"}
+
+
+def system_blocks(session: Session, system: str | None) -> list[dict[str, Any]]:
+    prompt = system or (session.agent.system if session.agent and session.agent.system else None) or DEFAULT_SYSTEM
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
+    if session.summary is not None:
+        blocks.append(
+            {
+                "type": "text",
+                "text": f"Summary of this session's earlier conversation:\n{session.summary.summary}",
+            }
+        )
+    if session.state:
+        state = json.dumps(session.state, ensure_ascii=False, sort_keys=True)
+        blocks.append({"type": "text", "text": f"Current session state (JSON):\n{state}"})
+    blocks[0]["cache_control"] = _CACHE  # the stable part; summary and state change between turns
+    return blocks
+
+
+def history_messages(stored: list[ContextMessage]) -> list[dict[str, Any]]:
+    """Stored messages as Messages API turns; consecutive turns of one role are joined."""
+    turns: list[dict[str, Any]] = []
+    for message in stored:
+        role = "assistant" if message.role == "assistant" else "user"
+        if message.blocks is not None:
+            content = [dict(block) for block in message.blocks]
+        elif message.role == "tool":
+            continue  # a client-recorded tool call: its text is not a turn the model took
+        else:
+            content = [{"type": "text", "text": message.content or "(empty)"}]
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(content)
+        else:
+            turns.append({"role": role, "content": content})
+    while turns and turns[0]["role"] != "user":
+        turns.pop(0)
+    return turns
+
+
+def with_new_message(history: list[dict[str, Any]], message: str) -> list[dict[str, Any]]:
+    new = {"type": "text", "text": message}
+    if history and history[-1]["role"] == "user":
+        return [*history[:-1], {"role": "user", "content": [*history[-1]["content"], new]}]
+    return [*history, {"role": "user", "content": [new]}]
+
+
+def mark_cache_point(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with one cache breakpoint, on the last block of the last message."""
+    marked = [{"role": m["role"], "content": [dict(b) for b in m["content"]]} for m in messages]
+    for message in marked:
+        for block in message["content"]:
+            block.pop("cache_control", None)
+    if marked:
+        marked[-1]["content"][-1]["cache_control"] = _CACHE
+    return marked
+
+
+def stored_block(block: Any) -> dict[str, Any]:
+    """A response content block reduced to what a later request may send back."""
+    if block.type == "text":
+        return {"type": "text", "text": block.text}
+    if block.type == "tool_use":
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    dumped: dict[str, Any] = block.model_dump(exclude_none=True)
+    return dumped

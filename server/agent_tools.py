@@ -1,0 +1,115 @@
+"""The tools the model gets inside a run, bound to the run's own session and user.
+
+They take no session or user argument, so a model can never reach another user's data: every
+call goes through the same store methods as the MCP tools, with the run's owner.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mcp_server_sessions.store import InvalidInput, NewToolCall, SessionStore, StoreError
+
+
+class _HistoryArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    last_n_runs: int | None = Field(default=None, ge=1, le=1000, description="Only the last N runs.")
+    limit: int = Field(default=50, ge=1, le=200, description="Most messages to return.")
+
+
+class _ToolCallArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=20, ge=1, le=100, description="Most tool calls to return, newest first.")
+    tool_name: str | None = Field(default=None, max_length=200, description="Only calls of this tool.")
+
+
+class _SearchArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=2000, description="Words to look for in earlier sessions.")
+    limit: int = Field(default=5, ge=1, le=20, description="Most results.")
+
+
+class _StateArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_state_updates: dict[str, Any] = Field(
+        description="Top-level keys to set in the session state (merged into it)."
+    )
+
+
+_TOOLS: dict[str, tuple[str, type[BaseModel]]] = {
+    "get_chat_history": ("Read earlier messages of this session, oldest first.", _HistoryArgs),
+    "get_tool_call_history": ("Read earlier tool calls of this session, newest first.", _ToolCallArgs),
+    "search_previous_sessions": (
+        "Full-text search over the user's other sessions; returns snippets with session ids.",
+        _SearchArgs,
+    ),
+    "update_session_state": ("Merge keys into this session's state, which you see in the system prompt.", _StateArgs),
+}
+
+
+def definitions() -> list[dict[str, Any]]:
+    """The tools in the Messages API's format."""
+    return [
+        {"name": name, "description": description, "input_schema": model.model_json_schema()}
+        for name, (description, model) in _TOOLS.items()
+    ]
+
+
+@dataclass(frozen=True)
+class BoundTools:
+    store: SessionStore
+    user_id: str
+    session_id: str
+
+    async def call(self, name: str, arguments: Any) -> tuple[str, NewToolCall]:
+        """Run one tool call; its result text for the model and its record for the run."""
+        started = time.perf_counter()
+        is_error = False
+        try:
+            result: Any = await self._dispatch(name, arguments)
+        except (StoreError, ValueError) as exc:
+            is_error = True
+            result = _problem(exc)
+        text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+        record = NewToolCall(
+            tool_name=name,
+            arguments=arguments if isinstance(arguments, dict) else {"input": arguments},
+            result=result,
+            is_error=is_error,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        return text, record
+
+    async def _dispatch(self, name: str, arguments: Any) -> Any:
+        if name not in _TOOLS:
+            raise InvalidInput(f"There is no tool named {name!r}; use one of {', '.join(_TOOLS)}.")
+        args = _TOOLS[name][1].model_validate(arguments)
+        if isinstance(args, _HistoryArgs):
+            page = await self.store.get_chat_history(
+                self.user_id, self.session_id, last_n_runs=args.last_n_runs, limit=args.limit
+            )
+            return [m.model_dump() for m in page.messages]
+        if isinstance(args, _ToolCallArgs):
+            calls = await self.store.get_tool_calls(
+                self.user_id, self.session_id, limit=args.limit, tool_name=args.tool_name
+            )
+            return [c.model_dump() for c in calls.tool_calls]
+        if isinstance(args, _SearchArgs):
+            hits = await self.store.search(
+                self.user_id, args.query, exclude_session_id=self.session_id, limit=args.limit
+            )
+            return [h.model_dump() for h in hits]
+        assert isinstance(args, _StateArgs)
+        session = await self.store.update_session(self.user_id, self.session_id, state=args.session_state_updates)
+        return {"state": session.state}
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "input"
+        return f"Invalid argument {field!r}: {first['msg']}."
+    return str(exc)

@@ -1,0 +1,26 @@
+"""What the lifespan opens once and every tool reaches through its Context."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from anyio.abc import TaskGroup
+from mcp.server.mcpserver import Context
+
+from mcp_server_sessions.store import SessionStore
+
+from .model import ModelGateway
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class AppContext:
+    store: SessionStore
+    settings: Settings
+    gateway: ModelGateway
+    background: TaskGroup
+    """Work that must not delay a tool's answer (automatic summaries); cancelled at shutdown."""
+
+
+def app(ctx: Context[Any, Any]) -> AppContext:
+    context: AppContext = ctx.request_context.lifespan_context
+    return context

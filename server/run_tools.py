@@ -1,0 +1,96 @@
+"""The tools that call Claude: `run` (a turn inside a session) and `summarize_session`."""
+
+import logging
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from mcp_server_sessions.store import Run
+from mcp_server_sessions.store.limits import ID_PATTERN
+
+from . import rendering
+from .agent_run import RunRequest, run_turn
+from .context import AppContext, app
+from .summaries import summarize
+from .tools import SessionId, UserId, result
+
+logger = logging.getLogger(__name__)
+
+MODEL_CALL = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+
+
+class SummaryResult(BaseModel):
+    session_id: str
+    summary: str
+    topics: list[str]
+    run_count: int = Field(description="How many runs of the session the summary covers.")
+    updated_at: str
+
+
+def register_run_tools(server: MCPServer) -> None:
+    server.add_tool(run, annotations=MODEL_CALL)
+    server.add_tool(summarize_session, annotations=MODEL_CALL)
+
+
+async def run(
+    ctx: Context,
+    message: Annotated[str, Field(min_length=1, max_length=1_000_000, description="The user's message.")],
+    session_id: Annotated[
+        str | None,
+        Field(pattern=ID_PATTERN, description="Session to continue (or start with this id); omit for a new one."),
+    ] = None,
+    user_id: UserId = None,
+    num_history_runs: Annotated[
+        int | None, Field(ge=0, le=100, description="Earlier completed runs to put in context (default 3).")
+    ] = None,
+    system: Annotated[str | None, Field(max_length=100_000, description="System prompt for this run only.")] = None,
+    model: Annotated[str | None, Field(max_length=200, description="Claude model id for this run only.")] = None,
+    max_tokens: Annotated[int | None, Field(ge=1, le=128_000, description="Output token cap per model call.")] = None,
+) -> Annotated[CallToolResult, Run]:
+    """Send a message to Claude inside a session: the model sees the session's summary, state and recent
+    runs, may use session tools, and the whole turn is stored. Progress notifications stream the text."""
+    context = app(ctx)
+    user = user_id or context.settings.user
+    streamed = 0
+
+    async def progress(delta: str) -> None:
+        nonlocal streamed
+        streamed += len(delta)
+        await ctx.report_progress(streamed, message=delta)
+
+    request = RunRequest(user, session_id, message, num_history_runs, system, model, max_tokens)
+    finished = await run_turn(context.store, context.gateway, context.settings.model, request, progress)
+    session = await context.store.get_session(user, finished.session_id)
+    if session.agent is not None and session.agent.auto_summary:
+        context.background.start_soon(_refresh_summary, context, user, finished.session_id)
+    return result(finished, finished.content or rendering.run_line(finished))
+
+
+async def summarize_session(
+    ctx: Context,
+    session_id: SessionId,
+    user_id: UserId = None,
+    prompt: Annotated[
+        str | None,
+        Field(
+            max_length=20_000, description="Instructions replacing the default ones; the conversation is still given."
+        ),
+    ] = None,
+) -> Annotated[CallToolResult, SummaryResult]:
+    """Summarize a session with Claude, building on its previous summary and the runs after it; the summary is
+    stored on the session and goes into later runs' context."""
+    context = app(ctx)
+    summary = await summarize(
+        context.store, context.gateway, context.settings.model, user_id or context.settings.user, session_id, prompt
+    )
+    data = SummaryResult(session_id=session_id, **summary.model_dump())
+    return result(data, f"{summary.summary}\nTopics: {', '.join(summary.topics)}")
+
+
+async def _refresh_summary(context: AppContext, user_id: str, session_id: str) -> None:
+    try:
+        await summarize(context.store, context.gateway, context.settings.model, user_id, session_id)
+    except Exception:
+        logger.warning("automatic summary of session %r failed", session_id, exc_info=True)
