@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mcp_server_sessions.store import InvalidInput, NewToolCall, SessionStore, StoreError
 
 
+MAX_RESULT_CHARS = 100_000
+
+
 class _HistoryArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     last_n_runs: int | None = Field(default=None, ge=1, le=1000, description="Only the last N runs.")
@@ -74,6 +77,8 @@ class BoundTools:
             is_error = True
             result = _problem(exc)
         text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+        if len(text) > MAX_RESULT_CHARS:
+            text = result = text[:MAX_RESULT_CHARS] + " …(cut: ask for fewer items)"
         record = NewToolCall(
             tool_name=name,
             arguments=arguments if isinstance(arguments, dict) else {"input": arguments},

@@ -34,4 +34,6 @@ def decode(cursor: str, kind: str, types: tuple[type, ...]) -> list[Any]:
     for value, expected in zip(values, types, strict=True):
         if not isinstance(value, expected) or isinstance(value, bool):
             raise InvalidInput(_BAD_CURSOR)
+        if isinstance(value, int) and not 0 <= value < 2**63:
+            raise InvalidInput(_BAD_CURSOR)
     return values

@@ -42,7 +42,11 @@ class Connection:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"Cannot open the session database {database!r}: check --db.") from exc
         wrapper = cls(connection)
-        await wrapper.run(_configure)
+        try:
+            await wrapper.run(_configure)
+        except BaseException:
+            await connection.close()  # its worker thread would otherwise keep the process alive
+            raise
         return wrapper
 
     async def close(self) -> None:

@@ -52,14 +52,10 @@ def prepare_run(run: NewRun) -> PreparedRun:
     check_id(run.run_id, "run_id")
     if len(run.tool_calls) > MAX_TOOL_CALLS_PER_RUN:
         raise InvalidInput(f"A run may carry at most {MAX_TOOL_CALLS_PER_RUN} tool calls; got {len(run.tool_calls)}.")
-    total = text_bytes(run.input, "input")
+    text_bytes(run.input, "input")
     if run.content is not None:
-        total += text_bytes(run.content, "output")
-    messages = []
-    for message in run.messages:
-        total += text_bytes(message.content, f"{message.role} message")
-        blocks = dump_json(message.blocks, "message blocks") if message.blocks is not None else None
-        messages.append(PreparedMessage(message.role, message.content, blocks, message.is_tool))
+        text_bytes(run.content, "output")
+    total = 0
     calls = []
     for index, call in enumerate(run.tool_calls):
         text_bytes(call.tool_name, f"tool_calls[{index}].tool_name")
@@ -78,6 +74,12 @@ def prepare_run(run: NewRun) -> PreparedRun:
                 search_text=f"{call.tool_name} {arguments} {result_text}",
             )
         )
+    messages = []
+    for message in run.messages:
+        total += text_bytes(message.content, f"{message.role} message")
+        blocks = dump_json(message.blocks, "message blocks", MAX_RUN_BYTES) if message.blocks is not None else None
+        total += len(blocks or "")
+        messages.append(PreparedMessage(message.role, message.content, blocks, message.is_tool))
     if total > MAX_RUN_BYTES:
         raise InvalidInput(f"The run is {total:,} bytes in all, over the limit of {MAX_RUN_BYTES:,}.")
     return PreparedRun(

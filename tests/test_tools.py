@@ -16,6 +16,8 @@ TOOLS = {
     "get_session",
     "update_session",
     "delete_session",
+    "run",
+    "summarize_session",
 }
 READ_TOOLS = {"get_chat_history", "get_tool_call_history", "search_previous_sessions", "list_sessions", "get_session"}
 SESSION_FIELDS = {
