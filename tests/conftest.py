@@ -1,11 +1,13 @@
 """Shared fixtures: a real SQLite file per test, the server driven through a real MCP client."""
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from anthropic_double import MessagesDouble
 from mcp import Client
 from mcp.types import CallToolResult
 
@@ -66,6 +68,23 @@ def error_text(result: CallToolResult) -> str:
 
 def table_counts(path: Path) -> dict[str, int]:
     """Row counts of every table, to prove a failed call changed nothing."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         tables = ["users", "sessions", "runs", "messages", "tool_calls", "search_index"]
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+@pytest.fixture
+def double(monkeypatch: pytest.MonkeyPatch) -> Iterator[MessagesDouble]:
+    """The Messages API test double, reached by the real anthropic SDK through ANTHROPIC_BASE_URL."""
+    with MessagesDouble() as started:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", started.base_url)
+        yield started
+
+
+@pytest.fixture
+async def agent_client(db_path: Path, double: MessagesDouble) -> AsyncIterator[Client]:
+    """An in-process client whose server calls the test double (one SDK retry, 2 s timeout)."""
+    settings = Settings(db=str(db_path), user="alice", model="claude-test", model_timeout_s=2.0, model_max_retries=1)
+    async with Client(build_server(settings)) as connected:
+        yield connected
