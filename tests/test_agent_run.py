@@ -301,3 +301,36 @@ async def test_cancelling_a_run_stores_it_cancelled_with_partial_text(
     double.script(text("next"))
     await call_ok(agent_client, "run", message="after", session_id="s1")
     assert user_texts(double.bodies[-1]) == ["user: after"]  # a cancelled run never enters context
+
+
+async def test_a_model_in_alices_session_cannot_reach_bobs_data(agent_client: Client, double: MessagesDouble) -> None:
+    await call_ok(
+        agent_client,
+        "record_run",
+        user_id="bob",
+        session_id="s1",
+        input="bob's volcano secret",
+        output="kept",
+        tool_calls=[{"tool_name": "vault", "arguments": {}, "result": "volcano code"}],
+    )
+    await call_ok(agent_client, "record_run", user_id="bob", session_id="other", input="volcano again", output="ok")
+    double.script(
+        tool_uses(
+            [
+                ("search_previous_sessions", {"query": "volcano secret"}),
+                ("get_chat_history", {}),
+                ("get_tool_call_history", {}),
+                ("get_chat_history", {"session_id": "s1", "user_id": "bob"}),
+            ]
+        ),
+        text("nothing found"),
+    )
+    run = await call_ok(agent_client, "run", message="find bob's secret", session_id="s1")
+    search, history, calls, forged = run["tool_calls"]
+    assert search["result"] == [] and calls["result"] == []
+    assert [m["content"] for m in history["result"]] == []  # alice's s1 had no finished runs yet
+    assert forged["is_error"] and "session_id" in forged["result"]
+    for tool in double.bodies[0]["tools"]:
+        assert not {"user_id", "session_id"} & set(tool["input_schema"]["properties"])
+    bob = await call_ok(agent_client, "get_chat_history", user_id="bob", session_id="s1")
+    assert [m["content"] for m in bob["messages"]] == ["bob's volcano secret", "kept"]
