@@ -7,6 +7,7 @@ call goes through the same store methods as the MCP tools, with the run's owner.
 import json
 import time
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -53,8 +54,9 @@ _TOOLS: dict[str, tuple[str, type[BaseModel]]] = {
 }
 
 
+@cache
 def definitions() -> list[dict[str, Any]]:
-    """The tools in the Messages API's format."""
+    """The tools in the Messages API's format (built once: schema generation is not cheap)."""
     return [
         {"name": name, "description": description, "input_schema": model.model_json_schema()}
         for name, (description, model) in _TOOLS.items()

@@ -49,16 +49,17 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     )
 
 
-def main() -> None:
-    settings = parse_settings()
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if settings.log_level != "DEBUG":  # one line per model request is noise at INFO
+def configure_logging(level: str) -> None:
+    """Plain log lines on stderr (stdout belongs to the protocol)."""
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":  # one line per model request is noise at INFO
         for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
             logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main() -> None:
+    settings = parse_settings()
+    configure_logging(settings.log_level)
     try:
         serve(settings)
     except KeyboardInterrupt:
