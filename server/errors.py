@@ -49,8 +49,10 @@ def describe_validation(tool: str, error: ValidationError) -> str:
     field = ".".join(str(part) for part in first["loc"]) or "arguments"
     name = str(first["loc"][0]) if first["loc"] else ""
     more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
-    if first["type"] == "missing":
-        return f"{tool} needs the argument {field!r}{more}; add it and call again."
+    missing = [".".join(str(part) for part in p["loc"]) for p in problems if p["type"] == "missing"]
+    if missing:
+        names = ", ".join(repr(name) for name in missing)
+        return f"{tool} needs the argument{'s' if len(missing) > 1 else ''} {names}; add {'them' if len(missing) > 1 else 'it'} and call again."
     if first["type"] == "string_pattern_mismatch" and name in _ID_FIELDS:
         reason = "must be 1 to 128 letters, digits or ._:@- characters"
     elif first["type"] == "string_unicode":

@@ -335,11 +335,11 @@ class SqliteStore:
         cursor: str | None = None,
         include_tool_messages: bool = False,
     ) -> ChatHistoryPage:
-        after = cursors.decode(cursor, "messages", (int, int)) if cursor else [0, 0]
         tool_filter = "" if include_tool_messages else " AND m.is_tool = 0"
 
         def body(raw: sqlite3.Connection) -> ChatHistoryPage:
-            session_pk = self._session_pk(raw, user_id, session_id)
+            session_pk = self._session_pk(raw, user_id, session_id)  # an unknown session wins over a bad cursor
+            after = cursors.decode(cursor, f"messages:{session_id}", (int, int)) if cursor else [0, 0]
             first_run_pk = 0
             if last_n_runs is not None:
                 row = raw.execute(
@@ -357,7 +357,7 @@ class SqliteStore:
             next_cursor = None
             if len(rows) > limit:
                 rows = rows[:limit]
-                next_cursor = cursors.encode("messages", rows[-1]["run_pk"], rows[-1]["pk"])
+                next_cursor = cursors.encode(f"messages:{session_id}", rows[-1]["run_pk"], rows[-1]["pk"])
             messages = [
                 ChatMessage(role=r["role"], content=r["content"], run_id=r["run_id"], created_at=r["created_at"])
                 for r in rows
@@ -375,11 +375,11 @@ class SqliteStore:
         tool_name: str | None = None,
         cursor: str | None = None,
     ) -> ToolCallPage:
-        before = cursors.decode(cursor, "tool_calls", (int,))[0] if cursor else 2**62
         name_filter = " AND t.tool_name = ?" if tool_name is not None else ""
 
         def body(raw: sqlite3.Connection) -> ToolCallPage:
             session_pk = self._session_pk(raw, user_id, session_id)
+            before = cursors.decode(cursor, f"tool_calls:{session_id}", (int,))[0] if cursor else 2**62
             rows = raw.execute(
                 "SELECT t.*, r.run_id FROM tool_calls t JOIN runs r ON r.pk = t.run_pk "
                 f"WHERE t.session_pk = ?{name_filter} AND t.pk < ? ORDER BY t.pk DESC LIMIT ?",
@@ -388,7 +388,7 @@ class SqliteStore:
             next_cursor = None
             if len(rows) > limit:
                 rows = rows[:limit]
-                next_cursor = cursors.encode("tool_calls", rows[-1]["pk"])
+                next_cursor = cursors.encode(f"tool_calls:{session_id}", rows[-1]["pk"])
             return ToolCallPage(
                 session_id=session_id, tool_calls=[row_to_tool_call(r) for r in rows], next_cursor=next_cursor
             )

@@ -6,12 +6,20 @@ MATCH and the ranking only ever sees that user's rows.
 """
 
 import json
+import re
+import secrets
 import sqlite3
 from typing import Any
 
 from .models import SearchHit
 
 _RANK = "bm25(search_index, 0.0, 1.0, 0.0)"
+_CONTEXT_WORDS = 12
+_MAX_SNIPPET_CHARS = 400
+_EXACT_UP_TO = 16_000  # characters of a text beyond which its snippet is approximate
+# Markers that never occur in user text: private-use characters around a random nonce.
+_NONCE = secrets.token_hex(8)
+_START, _END = f"\ue000{_NONCE}[", f"]{_NONCE}\ue001"
 
 
 def search_user(
@@ -36,23 +44,24 @@ def search_user(
         scope += " AND session_pk IS NOT (SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?)"
         params += [user_pk, exclude_session_id]
     expressions = [" AND ".join(words)] + ([" OR ".join(words)] if len(words) > 1 else [])
-    hits: dict[int, sqlite3.Row] = {}
+    ranked: dict[int, tuple[float, str]] = {}
     for expression in expressions:
-        if len(hits) >= limit:
+        if len(ranked) >= limit:
             break
         match = f'owner : "{user_pk}" AND body : ({expression})'
+        # Only rowid and rank go through the sort: anything else selected here would be computed
+        # for every matching row, not just the page.
         for row in raw.execute(
-            f"SELECT rowid, -{_RANK} AS score, snippet(search_index, 1, '**', '**', '…', 16) AS snippet "
-            f"FROM search_index WHERE search_index MATCH ?{scope} ORDER BY {_RANK} LIMIT ?",
+            f"SELECT rowid, -{_RANK} AS score FROM search_index WHERE search_index MATCH ?{scope} "
+            f"ORDER BY {_RANK} LIMIT ?",
             (match, *params, limit),
         ):
-            if len(hits) < limit:
-                hits.setdefault(row["rowid"], row)
-    return [_hit(raw, row) for row in hits.values()]
+            if len(ranked) < limit:
+                ranked.setdefault(row["rowid"], (row["score"], match))
+    return [_hit(raw, rowid, score, match, words) for rowid, (score, match) in ranked.items()]
 
 
-def _hit(raw: sqlite3.Connection, hit: sqlite3.Row) -> SearchHit:
-    rowid = hit["rowid"]
+def _hit(raw: sqlite3.Connection, rowid: int, score: float, match: str, words: list[str]) -> SearchHit:
     table, role = ("messages m", "m.role") if rowid % 2 == 0 else ("tool_calls m", "'tool'")
     row = raw.execute(
         f"SELECT {role} AS role, r.run_id, r.created_at, s.session_id, s.name FROM {table} "
@@ -64,7 +73,53 @@ def _hit(raw: sqlite3.Connection, hit: sqlite3.Row) -> SearchHit:
         session_name=row["name"],
         run_id=row["run_id"],
         role=row["role"],
-        snippet=hit["snippet"],
-        score=round(hit["score"], 6),
+        snippet=_snippet(raw, rowid, match, words),
+        score=round(score, 6),
         created_at=row["created_at"],
     )
+
+
+def _snippet(raw: sqlite3.Connection, rowid: int, match: str, words: list[str]) -> str:
+    """A window of words around the first match, matches in **bold**.
+
+    FTS5's own `snippet()` (and, less so, `highlight()`) take seconds on a large message that
+    repeats the matched word thousands of times, and the reader connection is shared, so a large
+    text gets an approximate window found in Python instead: the first word that starts like a
+    query word.
+    """
+    if raw.execute("SELECT length(body) FROM search_index WHERE rowid = ?", (rowid,)).fetchone()[0] > _EXACT_UP_TO:
+        body = raw.execute("SELECT body FROM search_index WHERE rowid = ?", (rowid,)).fetchone()[0]
+        return _window(_mark_prefixes(body, words))
+    row = raw.execute(
+        "SELECT highlight(search_index, 1, ?, ?) FROM search_index WHERE search_index MATCH ? AND rowid = ?",
+        (_START, _END, match, rowid),
+    ).fetchone()
+    return _window(row[0] if row else "")
+
+
+def _mark_prefixes(text: str, words: list[str]) -> str:
+    stems = "|".join(re.escape(word.strip('"').replace('""', '"')[:5]) for word in words)
+    found = re.search(rf"\b(?:{stems})\w*", text, re.IGNORECASE) if stems else None
+    if found is None:
+        return text[: _MAX_SNIPPET_CHARS * 2]
+    begin, end = found.span()
+    return (
+        text[max(0, begin - _MAX_SNIPPET_CHARS) : begin]
+        + _START
+        + text[begin:end]
+        + _END
+        + text[end : end + _MAX_SNIPPET_CHARS]
+    )
+
+
+def _window(text: str) -> str:
+    first = max(text.find(_START), 0)
+    before = text[:first].split()
+    after = text[first:].split()
+    window = " ".join(before[-_CONTEXT_WORDS:] + after[: _CONTEXT_WORDS + 1])
+    window = window.replace(_START, "**").replace(_END, "**")
+    if window.count("**") % 2:
+        window += "**"
+    prefix = "…" if len(before) > _CONTEXT_WORDS else ""
+    suffix = "…" if len(after) > _CONTEXT_WORDS + 1 else ""
+    return (prefix + window + suffix)[:_MAX_SNIPPET_CHARS]

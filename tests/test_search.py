@@ -1,5 +1,6 @@
 """Full-text search: word forms, case and accents, ranking, scoping and hostile queries."""
 
+import anyio
 import pytest
 
 from mcp_server_sessions.store import NewMessage, NewRun, NewToolCall, SessionStore
@@ -109,3 +110,14 @@ async def test_operator_words_are_plain_words(store: SessionStore) -> None:
     await say(store, "alice", "s2", "r1", "near the shore")
     assert [h.session_id for h in await store.search("alice", "NEAR")] == ["s2"]
     assert [h.session_id for h in await store.search("alice", "AND roll")] == ["s1"]
+
+
+async def test_a_huge_message_repeating_the_word_gets_a_snippet_without_stalling(store: SessionStore) -> None:
+    await say(store, "alice", "big", "r1", "lorem ipsum " * 75_000)  # FTS5 snippet() takes ~30 s on this
+    await say(store, "alice", "small", "r1", "Kayaking lorem once")
+    with anyio.fail_after(10):
+        hits = await store.search("alice", "ipsum")
+    assert [h.session_id for h in hits] == ["big"]
+    assert hits[0].snippet.startswith("lorem **ipsum** lorem") and len(hits[0].snippet) <= 400
+    [small] = await store.search("alice", "kayak")
+    assert small.snippet == "**Kayaking** lorem once"

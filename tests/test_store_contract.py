@@ -261,3 +261,17 @@ async def test_runs_of_a_live_process_are_not_recovered(store: SessionStore) -> 
     await store.start_session("alice", "s1")
     await store.begin_run("alice", "s1", "r1", "question")
     assert await store.recover_interrupted_runs() == 0
+
+
+async def test_a_history_cursor_belongs_to_its_session(store: SessionStore) -> None:
+    for session_id in ("a", "b"):
+        for i in range(2):
+            await store.append_run("alice", session_id, turn(f"r{i}"))
+    page = await store.get_chat_history("alice", "a", limit=1)
+    calls = await store.get_tool_calls("alice", "a", limit=1)
+    with pytest.raises(InvalidInput, match="cursor"):
+        await store.get_chat_history("alice", "b", cursor=page.next_cursor)
+    await store.append_run("alice", "a", turn("r9", calls=2))
+    calls = await store.get_tool_calls("alice", "a", limit=1)
+    with pytest.raises(InvalidInput, match="cursor"):
+        await store.get_tool_calls("alice", "b", cursor=calls.next_cursor)
