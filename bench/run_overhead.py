@@ -76,6 +76,16 @@ async def main_async(lengths: list[int], calls: int) -> dict[int, Any]:
     return results
 
 
+def markdown(results: dict[int, Any]) -> str:
+    rows = ["| session length | server overhead per run, ms median (min-max) | wall ms median |", "|---:|---:|---:|"]
+    for length, r in results.items():
+        o = r["overhead_ms"]
+        rows.append(
+            f"| {length:,} | {o['median']:.2f} ({o['min']:.2f}-{o['max']:.2f}) | {r['wall_ms']['median']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", default="10,10000")
@@ -84,11 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     configure_logging("WARNING")  # as the server logs in production, minus the INFO lines
     results = asyncio.run(main_async([int(x) for x in args.lengths.split(",")], args.calls))
-    print("| session length | server overhead per run, ms median (min-max) | wall ms median |")
-    print("|---:|---:|---:|")
-    for length, r in results.items():
-        o = r["overhead_ms"]
-        print(f"| {length:,} | {o['median']:.2f} ({o['min']:.2f}-{o['max']:.2f}) | {r['wall_ms']['median']:.2f} |")
+    print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

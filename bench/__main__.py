@@ -1,0 +1,110 @@
+"""Every benchmark in one command: ``python -m bench`` (about 10 minutes on 2 cores) or
+``python -m bench --quick`` (under a minute, run by CI so the benchmarks never rot).
+
+Writes ``results.md`` (the tables) and ``results.json`` (every figure) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import tempfile
+import time
+from typing import Any
+
+from mcp_server_sessions.server.cli import configure_logging
+
+from . import mcp_roundtrip, run_overhead
+from .ours import ours_turns
+from .peers import agents_sdk_turns, agno_turns, markdown_table
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
+
+
+def turn_ratios(results: list[dict[str, Any]]) -> str:
+    ours = next(r for r in results if r["peer"] == "ours")["lengths"]
+    rows = ["| session length | peer | peer turn ms / our turn ms (median) |", "|---:|---|---:|"]
+    for res in results:
+        if res["peer"] == "ours":
+            continue
+        for length, r in res["lengths"].items():
+            if "turn_ms" in r and "turn_ms" in ours.get(length, {}):
+                ratio = r["turn_ms"]["median"] / ours[length]["turn_ms"]["median"]
+                rows.append(f"| {length:,} | {res['peer']} | {ratio:.0f}x |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: checks the benchmarks run")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench/results"))
+    args = parser.parse_args(argv)
+    configure_logging("WARNING")
+    quick = args.quick
+    started = time.perf_counter()
+    sections: list[str] = [f"Machine: {machine()}. Mode: {'quick' if quick else 'full'}."]
+    report: dict[str, Any] = {"machine": machine(), "quick": quick}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        workdir = pathlib.Path(tmp)
+        if importlib.util.find_spec("bench.store_suite"):
+            from .store_suite import run_suite
+
+            suite = run_suite(workdir, quick)
+            report["store"] = suite
+            sections.append("## Store\n\n" + suite.get("markdown", ""))
+
+        lengths = [10, 300] if quick else [10, 1000, 3000]
+        samples, budget = (5, 10.0) if quick else (30, 40.0)
+        turns = [ours_turns(workdir, lengths, samples, budget)]
+        for name, peer in (("agno", agno_turns), ("agents", agents_sdk_turns)):
+            if importlib.util.find_spec(name):
+                turns.append(peer(workdir, lengths, samples, budget))
+        report["turns"] = turns
+        sections.append(
+            "## Per-turn store cost: persist a run + load the next context\n\n"
+            + markdown_table(turns)
+            + "\n\n"
+            + turn_ratios(turns)
+        )
+
+        trip_args = argparse.Namespace(
+            length=100 if quick else 10_000, calls=20 if quick else 200, starts=2 if quick else 7
+        )
+        trips = asyncio.run(mcp_roundtrip.main_async(trip_args))
+        report["mcp"] = trips
+        sections.append(
+            "## MCP round trips over stdio\n\n"
+            + mcp_roundtrip.markdown(trip_args.length, trips["round_trips"], trips["cold_start"])
+        )
+
+        run_lengths = [10] if quick else [10, 10_000]
+        overhead = asyncio.run(run_overhead.main_async(run_lengths, 10 if quick else 100))
+        report["run_overhead"] = overhead
+        sections.append("## Server overhead per `run` (test double as the model)\n\n" + run_overhead.markdown(overhead))
+
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    sections.append(f"Total time: {report['seconds']} s.")
+    text = "\n\n".join(sections) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(text)
+    (args.out / "results.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
