@@ -101,9 +101,9 @@ async def run_turn(
     conversation = agent_context.with_new_message(agent_context.history_messages(history), request.message)
 
     async def finish(status: str, error: str | None = None) -> Run:
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):  # a cancelled run is still stored, as `cancelled`
             run, _ = await store.append_run(request.user_id, session.session_id, turn.record(status, error))
-            return run
+        return run
 
     try:
         for _ in range(MAX_MODEL_CALLS):

@@ -58,15 +58,16 @@ async def summarize(
         parts.append(f"Previous summary (covers the first {previous.run_count} runs):\n{previous.summary}")
     parts.append(f"New turns:\n{transcript}" if runs else "No new turns.")
     agent = session.agent
+    request: dict[str, Any] = {
+        "model": (agent.model if agent and agent.model else None) or default_model,
+        "max_tokens": 2048,
+        "system": prompt or DEFAULT_INSTRUCTIONS,
+        "messages": [{"role": "user", "content": "\n\n".join(parts)}],
+        "tools": [_TOOL],
+        "tool_choice": {"type": "tool", "name": _TOOL["name"]},
+    }
     try:
-        reply = await client.messages.create(
-            model=(agent.model if agent and agent.model else None) or default_model,
-            max_tokens=2048,
-            system=prompt or DEFAULT_INSTRUCTIONS,
-            messages=[{"role": "user", "content": "\n\n".join(parts)}],
-            tools=[_TOOL],
-            tool_choice={"type": "tool", "name": _TOOL["name"]},
-        )
+        reply = await client.messages.create(**request)
     except Exception as exc:
         raise explain_model_error(exc) from exc
     fields = _tool_input(reply)

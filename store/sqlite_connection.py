@@ -57,7 +57,8 @@ class Connection:
         try:
             # aiosqlite's own methods are built on `_execute`; using it directly turns a
             # transaction of many statements into one thread hop instead of one per statement.
-            return await self._connection._execute(self._with_retry, fn)
+            result: T = await self._connection._execute(self._with_retry, fn)  # type: ignore[no-untyped-call]
+            return result
         except StoreError:
             raise
         except sqlite3.Error as exc:
