@@ -30,13 +30,19 @@ def owner_is_gone(owner: str | None) -> bool:
         return True
     except PermissionError:
         pass  # it exists, under another user
-    return _start_time(pid) != start
+    state, started = _stat(pid)
+    return state in ("Z", "X") or started != start  # a zombie has died, only its parent has not reaped it
 
 
 def _start_time(pid: int) -> str:
+    return _stat(pid)[1]
+
+
+def _stat(pid: int) -> tuple[str, str]:
+    """The process state letter and start time (clock ticks after boot) from /proc, or '?'."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             fields = stat.read().rsplit(b")", 1)[1].split()
-        return fields[19].decode()
+        return fields[0].decode(), fields[19].decode()
     except (OSError, IndexError):
-        return "?"
+        return "?", "?"
