@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mcp_server_sessions.store import InvalidInput, NewToolCall, SessionStore, StoreError
 
-
 MAX_RESULT_CHARS = 100_000
 
 

@@ -52,7 +52,9 @@ def describe_validation(tool: str, error: ValidationError) -> str:
     missing = [".".join(str(part) for part in p["loc"]) for p in problems if p["type"] == "missing"]
     if missing:
         names = ", ".join(repr(name) for name in missing)
-        return f"{tool} needs the argument{'s' if len(missing) > 1 else ''} {names}; add {'them' if len(missing) > 1 else 'it'} and call again."
+        if len(missing) > 1:
+            return f"{tool} needs the arguments {names}; add them and call again."
+        return f"{tool} needs the argument {names}; add it and call again."
     if first["type"] == "string_pattern_mismatch" and name in _ID_FIELDS:
         reason = "must be 1 to 128 letters, digits or ._:@- characters"
     elif first["type"] == "string_unicode":

@@ -268,7 +268,6 @@ async def test_a_history_cursor_belongs_to_its_session(store: SessionStore) -> N
         for i in range(2):
             await store.append_run("alice", session_id, turn(f"r{i}"))
     page = await store.get_chat_history("alice", "a", limit=1)
-    calls = await store.get_tool_calls("alice", "a", limit=1)
     with pytest.raises(InvalidInput, match="cursor"):
         await store.get_chat_history("alice", "b", cursor=page.next_cursor)
     await store.append_run("alice", "a", turn("r9", calls=2))
