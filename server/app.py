@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server_sessions.store import SqliteStore
+from mcp_server_sessions.store import SessionStore, SqliteStore
 
 from .context import AppContext
 from .errors import SessionsServer
@@ -25,18 +25,20 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(settings: Settings) -> MCPServer[Any]:
+def build_server(settings: Settings, store: SessionStore | None = None) -> MCPServer[Any]:
+    """The server; it opens the store in its lifespan unless one is given (and then closes it)."""
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[AppContext]:
-        store = await SqliteStore.open(settings.db_path)
+        opened = store or await SqliteStore.open(settings.db_path)
         gateway = ModelGateway(timeout_s=settings.model_timeout_s, max_retries=settings.model_max_retries)
         try:
             async with anyio.create_task_group() as background:
-                yield AppContext(store=store, settings=settings, gateway=gateway, background=background)
+                yield AppContext(store=opened, settings=settings, gateway=gateway, background=background)
                 background.cancel_scope.cancel()
         finally:
             await gateway.close()
-            await store.close()
+            await opened.close()
 
     server = SessionsServer(
         "mcp-server-sessions",
@@ -51,7 +53,13 @@ def build_server(settings: Settings) -> MCPServer[Any]:
 
 
 def serve(settings: Settings) -> None:
-    build_server(settings).run("stdio")
+    anyio.run(_serve_stdio, settings)
+
+
+async def _serve_stdio(settings: Settings) -> None:
+    # Opened before the transport starts, so a bad --db fails at once, not at the first request.
+    store = await SqliteStore.open(settings.db_path)
+    await build_server(settings, store).run_stdio_async()
 
 
 def _version() -> str:

@@ -41,7 +41,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="stderr log level")
     args = parser.parse_args(argv)
     try:
-        check_id(args.user, "--user")
+        check_id(args.user, "--user (or MCP_SESSIONS_USER)")
     except InvalidInput as exc:
         parser.error(str(exc))
     return Settings(

@@ -398,3 +398,24 @@ def test_a_file_that_is_not_a_database_is_refused_and_the_server_exits(tmp_path:
     text = stderr.decode()
     assert "--db" in text and "Traceback" not in text
     assert db.read_bytes() == b"this is not a SQLite database\n" * 100
+
+
+def test_a_bad_database_fails_at_start_without_waiting_for_a_client(tmp_path: Path) -> None:
+    db = tmp_path / "not-a-db.db"
+    db.write_bytes(b"not a database\n")
+    # stdin stays open and silent: the server must still refuse the file and exit by itself
+    process = subprocess.Popen(
+        [server_script()],
+        env=server_env(tmp_path, db),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _, stderr = process.communicate(timeout=START_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1
+    assert b"--db" in stderr and b"Traceback" not in stderr
