@@ -352,7 +352,9 @@ class SqliteStore:
                 "SELECT m.pk, m.run_pk, m.role, m.content, r.run_id, r.created_at FROM messages m "
                 "JOIN runs r ON r.pk = m.run_pk WHERE m.session_pk = ? AND m.run_pk >= ? "
                 f"AND (m.run_pk, m.pk) > (?, ?){tool_filter} ORDER BY m.run_pk, m.pk LIMIT ?",
-                (session_pk, first_run_pk, *after, limit + 1),
+                # SQLite bounds the index range by `run_pk >= ?` only, not by the row value, so the
+                # cursor's run goes into that bound too: a deep page starts where it should.
+                (session_pk, max(first_run_pk, after[0]), *after, limit + 1),
             ).fetchall()
             next_cursor = None
             if len(rows) > limit:

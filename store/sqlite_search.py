@@ -2,7 +2,12 @@
 
 Each search_index row is a message (rowid 2 * messages.pk) or a tool call (rowid
 2 * tool_calls.pk + 1); `owner` holds the owner's users.pk, so the user scope is part of the
-MATCH and the ranking only ever sees that user's rows.
+MATCH and only that user's rows are ever matched or returned. bm25's word statistics (how rare
+a word is) are those of the whole file, though, so scores depend a little on other users' text.
+
+bm25 costs a scan of every row holding a query word, so a word found in very many of the
+user's messages (COMMON_WORD_MATCHES) is treated as a stop word: left out when rarer words
+remain; when every word is that common, the newest messages holding them come back unranked.
 """
 
 import json
@@ -13,6 +18,7 @@ from typing import Any
 
 from .models import SearchHit
 
+COMMON_WORD_MATCHES = 2_000
 _RANK = "bm25(search_index, 0.0, 1.0, 0.0)"
 _CONTEXT_WORDS = 12
 _MAX_SNIPPET_CHARS = 400
@@ -43,22 +49,36 @@ def search_user(
     if exclude_session_id is not None:
         scope += " AND session_pk IS NOT (SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?)"
         params += [user_pk, exclude_session_id]
-    expressions = [" AND ".join(words)] + ([" OR ".join(words)] if len(words) > 1 else [])
+    owner = f'owner : "{user_pk}"'
+    rare = [word for word in words if not _is_common(raw, owner, word)]
+    order = f"{_RANK}" if rare else "rowid DESC"
+    chosen = rare or words
+    expressions = [" AND ".join(chosen)] + ([" OR ".join(chosen)] if len(chosen) > 1 else [])
     ranked: dict[int, tuple[float, str]] = {}
     for expression in expressions:
         if len(ranked) >= limit:
             break
-        match = f'owner : "{user_pk}" AND body : ({expression})'
+        match = f"{owner} AND body : ({expression})"
         # Only rowid and rank go through the sort: anything else selected here would be computed
         # for every matching row, not just the page.
+        score = f"-{_RANK}" if rare else "0.0"
         for row in raw.execute(
-            f"SELECT rowid, -{_RANK} AS score FROM search_index WHERE search_index MATCH ?{scope} "
-            f"ORDER BY {_RANK} LIMIT ?",
+            f"SELECT rowid, {score} AS score FROM search_index WHERE search_index MATCH ?{scope} "
+            f"ORDER BY {order} LIMIT ?",
             (match, *params, limit),
         ):
             if len(ranked) < limit:
                 ranked.setdefault(row["rowid"], (row["score"], match))
     return [_hit(raw, rowid, score, match, words) for rowid, (score, match) in ranked.items()]
+
+
+def _is_common(raw: sqlite3.Connection, owner: str, word: str) -> bool:
+    """Whether more than COMMON_WORD_MATCHES of the user's rows hold `word` (counting stops there)."""
+    row = raw.execute(
+        "SELECT count(*) FROM (SELECT rowid FROM search_index WHERE search_index MATCH ? LIMIT ?)",
+        (f"{owner} AND body : ({word})", COMMON_WORD_MATCHES + 1),
+    ).fetchone()
+    return int(row[0]) > COMMON_WORD_MATCHES
 
 
 def _hit(raw: sqlite3.Connection, rowid: int, score: float, match: str, words: list[str]) -> SearchHit:

@@ -3,7 +3,7 @@
 import anyio
 import pytest
 
-from mcp_server_sessions.store import NewMessage, NewRun, NewToolCall, SessionStore
+from mcp_server_sessions.store import NewMessage, NewRun, NewToolCall, SessionStore, sqlite_search
 
 pytestmark = pytest.mark.anyio
 
@@ -121,3 +121,18 @@ async def test_a_huge_message_repeating_the_word_gets_a_snippet_without_stalling
     assert hits[0].snippet.startswith("lorem **ipsum** lorem") and len(hits[0].snippet) <= 400
     [small] = await store.search("alice", "kayak")
     assert small.snippet == "**Kayaking** lorem once"
+
+
+async def test_very_common_words_act_as_stop_words(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_search, "COMMON_WORD_MATCHES", 3)  # 2,000 in production
+    texts = ["the fjord trip", "the lake", "the mountain", "the glacier", "the fjord again"]
+    for i, text in enumerate(texts):
+        await say(store, "alice", f"s{i}", "r1", text)
+    await say(store, "bob", "b1", "r1", "fjord")
+    fjord = await store.search("alice", "the fjord")
+    assert {h.session_id for h in fjord} == {"s0", "s4"} and all(h.score > 0 for h in fjord)
+    assert all("**fjord**" in h.snippet for h in fjord)
+    only_common = await store.search("alice", "THE", limit=2)
+    assert [h.session_id for h in only_common] == ["s4", "s3"]  # newest first, unranked
+    assert all(h.score == 0.0 for h in only_common)
+    assert [h.session_id for h in await store.search("bob", "the fjord")] == ["b1"]  # bob's own counts
