@@ -61,21 +61,25 @@ async def round_trips(db: pathlib.Path, calls: int) -> dict[str, Any]:
     tool_turn = realistic_run(gen)
     async with Client(BARE) as bare, Client(ours(db)) as server:
 
-        def record() -> Awaitable[Any]:
+        def record_arguments() -> dict[str, Any]:
             run = realistic_run(gen)
             call = tool_turn.tool_calls[0]
-            return server.call_tool(
-                "record_run",
-                {
-                    "session_id": SESSION_ID,
-                    "input": run.input,
-                    "output": run.content,
-                    "tool_calls": [{"tool_name": call.tool_name, "arguments": call.arguments, "result": call.result}],
-                },
-            )
+            return {
+                "session_id": SESSION_ID,
+                "input": run.input,
+                "output": run.content,
+                "tool_calls": [{"tool_name": call.tool_name, "arguments": call.arguments, "result": call.result}],
+            }
+
+        def record() -> Awaitable[Any]:
+            return server.call_tool("record_run", record_arguments())
+
+        def echo() -> Awaitable[Any]:
+            return bare.call_tool("record_echo", record_arguments())
 
         ops: dict[str, Callable[[], Awaitable[Any]]] = {
             "record_run": record,
+            "record_echo (record_run's payload, no store; bare server)": echo,
             "get_chat_history(last_n_runs=3)": lambda: server.call_tool(
                 "get_chat_history", {"session_id": SESSION_ID, "last_n_runs": 3}
             ),
