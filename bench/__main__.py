@@ -22,6 +22,7 @@ from mcp_server_sessions.server.cli import configure_logging
 from . import mcp_roundtrip, run_overhead
 from .ours import ours_turns
 from .peers import agents_sdk_turns, agno_turns, markdown_table
+from .store_suite import figures_table, run_suite
 
 
 def machine() -> str:
@@ -61,12 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, Any] = {"machine": machine(), "quick": quick}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = pathlib.Path(tmp)
-        if importlib.util.find_spec("bench.store_suite"):
-            from .store_suite import run_suite
-
-            suite = run_suite(workdir, quick)
-            report["store"] = suite
-            sections.append("## Store\n\n" + suite.get("markdown", ""))
+        suite = run_suite(workdir, quick)
+        report["store"] = suite
+        sections.append("## Store (ours, in process)\n\n" + figures_table(suite))
 
         lengths = [10, 300] if quick else [10, 1000, 3000]
         samples, budget = (5, 10.0) if quick else (30, 40.0)
@@ -83,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
         trip_args = argparse.Namespace(
-            length=100 if quick else 10_000, calls=20 if quick else 200, starts=2 if quick else 7
+            length=100 if quick else 10_000, calls=20 if quick else 400, starts=2 if quick else 11
         )
         trips = asyncio.run(mcp_roundtrip.main_async(trip_args))
         report["mcp"] = trips
