@@ -1,4 +1,8 @@
-"""Short text renderings of tool results, for clients that show text rather than structured content."""
+"""Short text renderings of tool results, beside the structured content that carries everything.
+
+Long texts are cut (SHORT characters each): the rendering is for a person or a quick look, and
+the structured content has the full values.
+"""
 
 import json
 
@@ -25,9 +29,9 @@ def session(s: Session) -> str:
         f"updated {s.updated_at}."
     ]
     if s.state:
-        lines.append(f"State: {_json(s.state)}")
+        lines.append(f"State: {_short(_json(s.state))}")
     if s.summary:
-        lines.append(f"Summary (covers {s.summary.run_count} runs): {s.summary.summary}")
+        lines.append(f"Summary (covers {s.summary.run_count} runs): {_short(s.summary.summary)}")
     return "\n".join(lines)
 
 
@@ -57,7 +61,7 @@ def tool_call_line(call: NewToolCall, limit: int = 2_000) -> str:
 def history(page: ChatHistoryPage) -> str:
     if not page.messages:
         return f"No messages in session {page.session_id!r}."
-    lines = [f"{m.role}: {m.content}" for m in page.messages]
+    lines = [f"{m.role}: {_short(m.content)}" for m in page.messages]
     return "\n".join(lines + _more(page.next_cursor))
 
 
@@ -65,8 +69,8 @@ def tool_calls(page: ToolCallPage) -> str:
     if not page.tool_calls:
         return f"No tool calls in session {page.session_id!r}."
     lines = [
-        f"- {c.tool_name}({_json(c.arguments)}) -> {'error: ' if c.is_error else ''}"
-        f"{c.result if isinstance(c.result, str) else _json(c.result)}"
+        f"- {c.tool_name}({_short(_json(c.arguments))}) -> {'error: ' if c.is_error else ''}"
+        f"{_short(c.result if isinstance(c.result, str) else _json(c.result))}"
         for c in page.tool_calls
     ]
     return "\n".join(lines + _more(page.next_cursor))
@@ -80,6 +84,13 @@ def search(hits: list[SearchHit]) -> str:
 
 def _more(cursor: str | None) -> list[str]:
     return [f"(more: pass cursor={cursor!r})"] if cursor else []
+
+
+SHORT = 300
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SHORT else text[: SHORT - 1] + "…"
 
 
 def _json(value: object) -> str:

@@ -170,3 +170,13 @@ async def test_text_rendering_carries_the_content(client: Client) -> None:
     await call_ok(client, "record_run", session_id="s1", input="the question", output="the answer")
     result = await client.call_tool("get_chat_history", {"session_id": "s1"})
     assert result.content[0].text == "user: the question\nassistant: the answer"
+
+
+async def test_text_rendering_stays_short_while_structured_content_is_whole(client: Client) -> None:
+    long = "word " * 2_000
+    await call_ok(client, "record_run", session_id="s1", input=long, output="fine")
+    result = await client.call_tool("get_chat_history", {"session_id": "s1"})
+    assert result.structured_content is not None
+    assert result.structured_content["messages"][0]["content"] == long
+    text = result.content[0].text
+    assert len(text) < 700 and text.startswith("user: word word") and "…" in text
