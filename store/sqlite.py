@@ -60,7 +60,7 @@ class SqliteStore:
         try:
             await writer.run(lambda raw: migrate(raw, migrations))
             if str(database) != ":memory:":
-                reader = await Connection.open(str(path))
+                reader = await Connection.open(str(path), inline=True)
             store = cls(writer, reader)
             await store.recover_interrupted_runs()
         except BaseException:
@@ -113,7 +113,7 @@ class SqliteStore:
         def body(raw: sqlite3.Connection) -> Session:
             return self._load_session(raw, user_id, self._user_pk(raw, user_id, session_id), session_id)
 
-        return await self._reader.run(body)
+        return await self._reader.run(body, inline=True)
 
     async def list_sessions(
         self,
@@ -158,7 +158,7 @@ class SqliteStore:
                 sessions=[row_to_session(row, user_id) for row in rows], next_cursor=next_cursor, total=total
             )
 
-        return await self._reader.run(read(body))
+        return await self._reader.run(read(body), inline=True)
 
     async def update_session(
         self,
@@ -276,7 +276,7 @@ class SqliteStore:
                 for r in rows
             ]
 
-        return await self._reader.run(read(body))
+        return await self._reader.run(read(body), inline=True)
 
     async def runs_for_summary(self, user_id: str, session_id: str, after: int) -> tuple[list[RunTranscript], int]:
         def body(raw: sqlite3.Connection) -> tuple[list[RunTranscript], int]:
@@ -366,7 +366,7 @@ class SqliteStore:
             ]
             return ChatHistoryPage(session_id=session_id, messages=messages, next_cursor=next_cursor)
 
-        return await self._reader.run(read(body))
+        return await self._reader.run(read(body), inline=True)
 
     async def get_tool_calls(
         self,
@@ -395,7 +395,7 @@ class SqliteStore:
                 session_id=session_id, tool_calls=[row_to_tool_call(r) for r in rows], next_cursor=next_cursor
             )
 
-        return await self._reader.run(read(body))
+        return await self._reader.run(read(body), inline=True)
 
     # -- search -------------------------------------------------------------------------
 

@@ -3,6 +3,13 @@
 Each store operation is one plain function of a `sqlite3.Connection`, run in a single hop to
 the connection's worker thread: a transaction can never interleave with another coroutine's
 statements, and a cancelled caller still lets it commit or roll back as a whole.
+
+Short, bounded reads may instead run `inline`, on the event loop's own thread, on a second
+connection that never waits for a lock: the hop to a worker thread and back costs more than
+such a read itself. In WAL mode readers do not wait for writers; in the rare case SQLite still
+answers "busy", the inline attempt gives up at once and the read goes to the worker thread.
+Writes always go to the worker thread: an inline writer that never waits would starve writers
+in other processes, which wait by polling.
 """
 
 import logging
@@ -29,14 +36,19 @@ _UNAVAILABLE = (
 )
 
 
+class _Locked(Exception):
+    """An inline attempt found the database locked; the worker thread must do it."""
+
+
 class Connection:
     """One aiosqlite connection whose work runs as whole functions on its own thread."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, inline: sqlite3.Connection | None = None) -> None:
         self._connection = connection
+        self._inline = inline
 
     @classmethod
-    async def open(cls, database: str) -> "Connection":
+    async def open(cls, database: str, *, inline: bool = False) -> "Connection":
         try:
             connection = await aiosqlite.connect(database, isolation_level=None)
         except sqlite3.Error as exc:
@@ -44,17 +56,29 @@ class Connection:
         wrapper = cls(connection)
         try:
             await wrapper.run(_configure)
+            if inline and database != ":memory:":
+                wrapper._inline = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+                _configure(wrapper._inline)
+                wrapper._inline.execute("PRAGMA busy_timeout = 0")
         except BaseException:
-            await connection.close()  # its worker thread would otherwise keep the process alive
+            await wrapper.close()  # its worker thread would otherwise keep the process alive
             raise
         return wrapper
 
     async def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
         await self._connection.close()
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` on the connection thread, retrying it while other writers hold the lock."""
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
+        """Run `fn` (inline if asked and the database is free, else on the connection thread,
+        retrying it while other writers hold the lock)."""
         try:
+            if inline and self._inline is not None:
+                try:
+                    return self._run_inline(self._inline, fn)
+                except _Locked:
+                    pass
             # aiosqlite's own methods are built on `_execute`; using it directly turns a
             # transaction of many statements into one thread hop instead of one per statement.
             result: T = await self._connection._execute(self._with_retry, fn)  # type: ignore[no-untyped-call]
@@ -70,6 +94,18 @@ class Connection:
             raise StoreUnavailable(_UNAVAILABLE) from exc
         except ValueError as exc:  # aiosqlite: "Connection closed"
             raise StoreUnavailable("The session store is closed; restart the server.") from exc
+
+    @staticmethod
+    def _run_inline(raw: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return fn(raw)
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise _Locked from exc
+            raise
+        finally:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
 
     def _with_retry(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raw = self._connection._conn
