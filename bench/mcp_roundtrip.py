@@ -23,9 +23,7 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters
 
-from mcp_server_sessions.store import SqliteStore
-
-from .ours import realistic_run
+from .ours import build_session, realistic_run
 from .peers import SESSION_ID, USER_ID, TextGen
 
 BARE = StdioServerParameters(command=sys.executable, args=["-m", "bench.bare_server"], cwd=os.getcwd())
@@ -34,14 +32,6 @@ BARE = StdioServerParameters(command=sys.executable, args=["-m", "bench.bare_ser
 def ours(db: pathlib.Path) -> StdioServerParameters:
     env = {**os.environ, "MCP_SESSIONS_DB": str(db), "MCP_SESSIONS_USER": USER_ID}
     return StdioServerParameters(command=sys.executable, args=["-m", "mcp_server_sessions.server"], env=env)
-
-
-async def build(db: pathlib.Path, length: int) -> None:
-    store = await SqliteStore.open(db)
-    gen = TextGen(length)
-    for _ in range(length):
-        await store.append_run(USER_ID, SESSION_ID, realistic_run(gen))
-    await store.close()
 
 
 async def timed(call: Callable[[], Awaitable[Any]]) -> float:
@@ -134,7 +124,7 @@ def markdown(length: int, trips: dict[str, Any], cold: dict[str, Any]) -> str:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp:
         db = pathlib.Path(tmp) / "sessions.db"
-        await build(db, args.length)
+        await build_session(db, args.length)
         trips = await round_trips(db, args.calls)
         cold = await cold_starts(db, args.starts)
     return {"length": args.length, "calls": args.calls, "round_trips": trips, "cold_start": cold}

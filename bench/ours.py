@@ -38,6 +38,15 @@ def realistic_run(gen: TextGen) -> NewRun:
     )
 
 
+async def build_session(db: pathlib.Path, length: int) -> None:
+    """A session of `length` realistic runs, written through `append_run`."""
+    store = await SqliteStore.open(db)
+    gen = TextGen(length)
+    for _ in range(length):
+        await store.append_run(USER_ID, SESSION_ID, realistic_run(gen))
+    await store.close()
+
+
 def ours_turns(
     workdir: pathlib.Path, lengths: list[int], samples: int, budget_s: float = DEFAULT_BUDGET_S
 ) -> dict[str, Any]:

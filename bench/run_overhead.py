@@ -25,19 +25,10 @@ from mcp import Client
 from mcp_server_sessions.server.app import build_server
 from mcp_server_sessions.server.cli import configure_logging
 from mcp_server_sessions.server.settings import Settings
-from mcp_server_sessions.store import SqliteStore
 from tests.anthropic_double import MessagesDouble, text
 
-from .ours import realistic_run
+from .ours import build_session
 from .peers import REPLY_CHARS, SESSION_ID, USER_ID, TextGen
-
-
-async def build(db: pathlib.Path, length: int) -> None:
-    store = await SqliteStore.open(db)
-    gen = TextGen(length)
-    for _ in range(length):
-        await store.append_run(USER_ID, SESSION_ID, realistic_run(gen))
-    await store.close()
 
 
 async def overhead(db: pathlib.Path, calls: int, double: MessagesDouble) -> dict[str, Any]:
@@ -71,7 +62,7 @@ async def main_async(lengths: list[int], calls: int) -> dict[int, Any]:
         os.environ["ANTHROPIC_BASE_URL"] = double.base_url
         for length in lengths:
             db = pathlib.Path(tmp) / f"run-{length}.db"
-            await build(db, length)
+            await build_session(db, length)
             results[length] = await overhead(db, calls, double)
     return results
 
