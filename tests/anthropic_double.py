@@ -40,8 +40,7 @@ from typing import Any, TypedDict, Unpack
 
 import anyio
 
-__all__ = ["MessagesDouble", "Reply", "ReplyOptions", "error", "forced_tool_input", "text", "tool_use",
-           "tool_uses"]
+__all__ = ["MessagesDouble", "Reply", "ReplyOptions", "error", "forced_tool_input", "text", "tool_use", "tool_uses"]
 
 _RETRYABLE_DEFAULT_HEADERS = {"retry-after": "0", "retry-after-ms": "1"}
 
@@ -85,11 +84,20 @@ def _gate(hold: bool | threading.Event | None) -> threading.Event | None:
 
 
 def _reply(blocks: list[dict[str, Any]], stop_reason: str, o: ReplyOptions) -> Reply:
-    usage = {"input_tokens": o.get("input_tokens", 10), "output_tokens": o.get("output_tokens", 5),
-             "cache_creation_input_tokens": o.get("cache_creation_input_tokens", 0),
-             "cache_read_input_tokens": o.get("cache_read_input_tokens", 0)}
-    return Reply(content=blocks, stop_reason=stop_reason, usage=usage, delay=o.get("delay", 0.0),
-                 chunk_delay=o.get("chunk_delay", 0.0), gate=_gate(o.get("hold")))
+    usage = {
+        "input_tokens": o.get("input_tokens", 10),
+        "output_tokens": o.get("output_tokens", 5),
+        "cache_creation_input_tokens": o.get("cache_creation_input_tokens", 0),
+        "cache_read_input_tokens": o.get("cache_read_input_tokens", 0),
+    }
+    return Reply(
+        content=blocks,
+        stop_reason=stop_reason,
+        usage=usage,
+        delay=o.get("delay", 0.0),
+        chunk_delay=o.get("chunk_delay", 0.0),
+        gate=_gate(o.get("hold")),
+    )
 
 
 def text(text: str = "ok", *, stop_reason: str = "end_turn", **options: Unpack[ReplyOptions]) -> Reply:
@@ -97,8 +105,12 @@ def text(text: str = "ok", *, stop_reason: str = "end_turn", **options: Unpack[R
     return _reply([{"type": "text", "text": text}], stop_reason, options)
 
 
-def tool_uses(calls: list[tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], str]], *,
-              text: str | None = None, **options: Unpack[ReplyOptions]) -> Reply:
+def tool_uses(
+    calls: list[tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], str]],
+    *,
+    text: str | None = None,
+    **options: Unpack[ReplyOptions],
+) -> Reply:
     """An optional text block then one ``tool_use`` block per ``(name, input)`` or ``(name, input, id)``;
     stop_reason "tool_use". Ids default to ``toolu_double_<n>_<i>`` (unique per double)."""
     blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text is not None else []
@@ -108,8 +120,9 @@ def tool_uses(calls: list[tuple[str, dict[str, Any]] | tuple[str, dict[str, Any]
     return _reply(blocks, "tool_use", options)
 
 
-def tool_use(name: str, input: dict[str, Any], id: str | None = None, text: str | None = None,
-             **options: Unpack[ReplyOptions]) -> Reply:
+def tool_use(
+    name: str, input: dict[str, Any], id: str | None = None, text: str | None = None, **options: Unpack[ReplyOptions]
+) -> Reply:
     """A single ``tool_use`` reply."""
     return tool_uses([(name, input, id) if id else (name, input)], text=text, **options)
 
@@ -123,26 +136,42 @@ def forced_tool_input(input: dict[str, Any], **options: Unpack[ReplyOptions]) ->
 
 
 def error(
-    status: int, type: str | None = None, message: str | None = None,
-    headers: dict[str, str] | None = None, *, delay: float = 0.0,
-    hold: bool | threading.Event | None = None, mid_stream: bool = False,
+    status: int,
+    type: str | None = None,
+    message: str | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    delay: float = 0.0,
+    hold: bool | threading.Event | None = None,
+    mid_stream: bool = False,
 ) -> Reply:
     """An HTTP error with the API's JSON shape. Retryable statuses (408/409/429/5xx) default to
     ``retry-after: 0`` plus ``retry-after-ms: 1`` so SDK retries are immediate; ``headers`` override.
     ``mid_stream=True``: a streaming request gets HTTP 200, ``message_start`` then an ``error`` event."""
-    default_type = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-                    500: "api_error", 529: "overloaded_error"}.get(status, "api_error")
+    default_type = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        500: "api_error",
+        529: "overloaded_error",
+    }.get(status, "api_error")
     retryable = status in (408, 409, 429) or status >= 500
     base = _reply([], "end_turn", {"output_tokens": 0, "delay": delay, "hold": hold or False})
-    return replace(base, status=status, mid_stream=mid_stream,
-                   error={"type": type or default_type, "message": message or f"double: {status}"},
-                   headers={**(_RETRYABLE_DEFAULT_HEADERS if retryable else {}), **(headers or {})})
+    return replace(
+        base,
+        status=status,
+        mid_stream=mid_stream,
+        error={"type": type or default_type, "message": message or f"double: {status}"},
+        headers={**(_RETRYABLE_DEFAULT_HEADERS if retryable else {}), **(headers or {})},
+    )
 
 
 def _chunks(s: str, n: int = 3) -> list[str]:
     size = max(1, -(-len(s) // n))
-    return [s[i:i + size] for i in range(0, len(s), size)]
+    return [s[i : i + size] for i in range(0, len(s), size)]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -171,8 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
         data = json.dumps(payload).encode()
-        self.start_response(status, {"content-type": "application/json", **headers,
-                                     "content-length": str(len(data))})
+        self.start_response(status, {"content-type": "application/json", **headers, "content-length": str(len(data))})
         self.wfile.write(data)
 
 
@@ -321,8 +349,9 @@ class MessagesDouble:
         except ValueError:
             body = raw.decode(errors="replace")
         with self._cond:
-            self.requests.append({"method": "POST", "path": path, "body": body,
-                                  "headers": {k.lower(): v for k, v in h.headers.items()}})
+            self.requests.append(
+                {"method": "POST", "path": path, "body": body, "headers": {k.lower(): v for k, v in h.headers.items()}}
+            )
             self._cond.notify_all()
             reply = self._script.popleft() if self._script and path == "/v1/messages" else self.default
         if path != "/v1/messages":
@@ -340,14 +369,23 @@ class MessagesDouble:
             if not name:
                 msg = "double: forced_tool_input but the request forces no tool"
                 return self._send_error(h, 400, "invalid_request_error", msg, {})
-            reply = replace(reply, content=[*reply.content, {"type": "tool_use", "id": None, "name": name,
-                                                              "input": reply.forced_input}])
+            reply = replace(
+                reply,
+                content=[*reply.content, {"type": "tool_use", "id": None, "name": name, "input": reply.forced_input}],
+            )
         n = next(self._ids)
-        content = [dict(b, id=b["id"] or f"toolu_double_{n}_{i}") if b["type"] == "tool_use" else dict(b)
-                   for i, b in enumerate(reply.content)]
+        content = [
+            dict(b, id=b["id"] or f"toolu_double_{n}_{i}") if b["type"] == "tool_use" else dict(b)
+            for i, b in enumerate(reply.content)
+        ]
         message = {
-            "id": f"msg_double_{n:04d}", "type": "message", "role": "assistant", "model": body.get("model"),
-            "content": content, "stop_reason": reply.stop_reason, "stop_sequence": None,
+            "id": f"msg_double_{n:04d}",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model"),
+            "content": content,
+            "stop_reason": reply.stop_reason,
+            "stop_sequence": None,
             "usage": dict(reply.usage),
         }
         headers = {"request-id": f"req_double_{n:04d}", **reply.headers}
@@ -374,16 +412,25 @@ class MessagesDouble:
             event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
 
         usage = message["usage"]
-        event("message_start", {"type": "message_start", "message": {
-            **message, "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {**usage, "output_tokens": min(1, usage["output_tokens"])}}})
+        event(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    **message,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {**usage, "output_tokens": min(1, usage["output_tokens"])},
+                },
+            },
+        )
         if reply.error is not None:
             event("error", {"type": "error", "error": reply.error})
         else:
             for index, block in enumerate(message["content"]):
                 start = dict(block, text="") if block["type"] == "text" else dict(block, input={})
-                event("content_block_start",
-                      {"type": "content_block_start", "index": index, "content_block": start})
+                event("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
                 if index == 0:
                     event("ping", {"type": "ping"})
                 if block["type"] == "text":
@@ -393,8 +440,13 @@ class MessagesDouble:
                     for piece in ["", *_chunks(json.dumps(block["input"]))]:
                         delta(index, {"type": "input_json_delta", "partial_json": piece})
                 event("content_block_stop", {"type": "content_block_stop", "index": index})
-            event("message_delta", {"type": "message_delta",
-                                    "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                                    "usage": {"output_tokens": usage["output_tokens"]}})
+            event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                    "usage": {"output_tokens": usage["output_tokens"]},
+                },
+            )
             event("message_stop", {"type": "message_stop"})
         h.wfile.write(b"0\r\n\r\n")

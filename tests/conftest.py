@@ -15,6 +15,19 @@ from mcp_server_sessions.server.app import build_server
 from mcp_server_sessions.server.settings import Settings
 from mcp_server_sessions.store import SqliteStore
 
+STORE_TOOLS = (
+    "start_session",
+    "record_run",
+    "get_chat_history",
+    "get_tool_call_history",
+    "search_previous_sessions",
+    "list_sessions",
+    "get_session",
+    "update_session",
+    "delete_session",
+)
+READ_TOOLS = {"get_chat_history", "get_tool_call_history", "search_previous_sessions", "list_sessions", "get_session"}
+
 
 @pytest.fixture
 def anyio_backend() -> str:

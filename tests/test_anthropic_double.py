@@ -27,11 +27,19 @@ except ImportError:  # run as plain `pytest`: tests/ (not the repo root) is on s
 
 MODEL = "claude-test-model"
 TOOLS: list[Any] = [
-    {"name": "lookup", "description": "Look a thing up", "input_schema": {
-        "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}},
-    {"name": "summarize", "description": "Summarize", "input_schema": {
-        "type": "object", "properties": {"summary": {"type": "string"},
-                                         "topics": {"type": "array", "items": {"type": "string"}}}}},
+    {
+        "name": "lookup",
+        "description": "Look a thing up",
+        "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+    },
+    {
+        "name": "summarize",
+        "description": "Summarize",
+        "input_schema": {
+            "type": "object",
+            "properties": {"summary": {"type": "string"}, "topics": {"type": "array", "items": {"type": "string"}}},
+        },
+    },
 ]
 USER: list[Any] = [{"role": "user", "content": "hi"}]
 
@@ -68,8 +76,15 @@ async def test_plain_text_reply(double: MessagesDouble) -> None:
 
 @pytest.mark.anyio
 async def test_streamed_text_reply(double: MessagesDouble) -> None:
-    double.script(text("Hello there, streaming world!", input_tokens=20, output_tokens=9,
-                       cache_read_input_tokens=100, cache_creation_input_tokens=50))
+    double.script(
+        text(
+            "Hello there, streaming world!",
+            input_tokens=20,
+            output_tokens=9,
+            cache_read_input_tokens=100,
+            cache_creation_input_tokens=50,
+        )
+    )
     async with client(double) as c, c.messages.stream(model=MODEL, max_tokens=100, messages=USER) as stream:
         pieces = [piece async for piece in stream.text_stream]
         final = await stream.get_final_message()
@@ -78,7 +93,11 @@ async def test_streamed_text_reply(double: MessagesDouble) -> None:
     assert (final.model, final.stop_reason) == (MODEL, "end_turn")
     u = final.usage
     assert (u.input_tokens, u.output_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens) == (
-        20, 9, 100, 50)
+        20,
+        9,
+        100,
+        50,
+    )
     assert double.requests[0]["body"]["stream"] is True
 
 
@@ -101,9 +120,10 @@ async def test_raw_stream_event_sequence(double: MessagesDouble) -> None:
 
 @pytest.mark.anyio
 async def test_tool_use_plain_and_streamed(double: MessagesDouble) -> None:
-    double.script(tool_use("lookup", {"q": "cats"}, id="toolu_fixed"),
-                  tool_uses([("lookup", {"q": "a"}), ("summarize", {"summary": "s", "topics": ["t1", "t2"]})],
-                            text="Two tools."))
+    double.script(
+        tool_use("lookup", {"q": "cats"}, id="toolu_fixed"),
+        tool_uses([("lookup", {"q": "a"}), ("summarize", {"summary": "s", "topics": ["t1", "t2"]})], text="Two tools."),
+    )
     async with client(double) as c:
         msg = await c.messages.create(model=MODEL, max_tokens=100, messages=USER, tools=TOOLS)
         async with c.messages.stream(model=MODEL, max_tokens=100, messages=USER, tools=TOOLS) as stream:
@@ -117,7 +137,9 @@ async def test_tool_use_plain_and_streamed(double: MessagesDouble) -> None:
     assert final.content[0].type == "text" and final.content[0].text == "Two tools."
     uses = [b for b in final.content if b.type == "tool_use"]
     assert [(b.name, b.input) for b in uses] == [
-        ("lookup", {"q": "a"}), ("summarize", {"summary": "s", "topics": ["t1", "t2"]})]
+        ("lookup", {"q": "a"}),
+        ("summarize", {"summary": "s", "topics": ["t1", "t2"]}),
+    ]
     assert len({b.id for b in uses}) == 2 and all(b.id.startswith("toolu_") for b in uses)
 
 
@@ -127,20 +149,20 @@ async def test_forced_tool_choice(double: MessagesDouble) -> None:
     double.script(forced_tool_input(payload), forced_tool_input(payload), tool_use("summarize", payload))
     choice: Any = {"type": "tool", "name": "summarize"}
     async with client(double) as c:
-        plain = await c.messages.create(model=MODEL, max_tokens=100, messages=USER, tools=TOOLS,
-                                        tool_choice=choice)
-        async with c.messages.stream(model=MODEL, max_tokens=100, messages=USER, tools=TOOLS,
-                                     tool_choice=choice) as stream:
+        plain = await c.messages.create(model=MODEL, max_tokens=100, messages=USER, tools=TOOLS, tool_choice=choice)
+        async with c.messages.stream(
+            model=MODEL, max_tokens=100, messages=USER, tools=TOOLS, tool_choice=choice
+        ) as stream:
             streamed = await stream.get_final_message()
-        scripted = await c.messages.create(model=MODEL, max_tokens=100, messages=USER, tools=TOOLS,
-                                           tool_choice=choice)
+        scripted = await c.messages.create(model=MODEL, max_tokens=100, messages=USER, tools=TOOLS, tool_choice=choice)
         double.script(forced_tool_input(payload))
         with pytest.raises(anthropic.BadRequestError):  # forced_tool_input needs a forced tool
             await c.messages.create(model=MODEL, max_tokens=100, messages=USER, tools=TOOLS)
     for msg in (plain, streamed, scripted):
         assert msg.stop_reason == "tool_use"
         assert [(b.type, getattr(b, "name", None), getattr(b, "input", None)) for b in msg.content] == [
-            ("tool_use", "summarize", payload)]
+            ("tool_use", "summarize", payload)
+        ]
     assert double.requests[0]["body"]["tool_choice"] == choice
 
 
@@ -158,8 +180,7 @@ async def test_errors_raise_sdk_exceptions(double: MessagesDouble) -> None:
             async with c.messages.stream(model=MODEL, max_tokens=100, messages=USER) as stream:
                 await stream.get_final_message()
     assert rate.value.status_code == 429 and rate.value.response.headers["retry-after"] == "0"
-    assert rate.value.body == {"type": "error",
-                               "error": {"type": "rate_limit_error", "message": "double: 429"}}
+    assert rate.value.body == {"type": "error", "error": {"type": "rate_limit_error", "message": "double: 429"}}
     assert overloaded.value.status_code == 529
     assert isinstance(mid.value.body, dict) and mid.value.body["error"]["type"] == "rate_limit_error"
 
@@ -175,8 +196,11 @@ async def test_sdk_retries_then_succeeds(double: MessagesDouble) -> None:
 
 @pytest.mark.anyio
 async def test_requests_are_recorded(double: MessagesDouble) -> None:
-    messages: list[Any] = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "reply"},
-                           {"role": "user", "content": [{"type": "text", "text": "second"}]}]
+    messages: list[Any] = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "reply"},
+        {"role": "user", "content": [{"type": "text", "text": "second"}]},
+    ]
     async with client(double) as c:
         await c.messages.create(model=MODEL, max_tokens=64, system="be brief", messages=messages, tools=TOOLS)
     (req,) = double.wait_for_requests(1)
@@ -274,9 +298,11 @@ def test_delay_is_counted_in_request_seconds(double: MessagesDouble) -> None:
 
 def test_subprocess_via_environment(double: MessagesDouble) -> None:
     double.script(text("from a subprocess"))
-    code = ("import anthropic; c = anthropic.Anthropic(max_retries=0)\n"
-            "with c: print(c.messages.create(model='m', max_tokens=5, messages=[{'role': 'user', "
-            "'content': 'hi'}]).content[0].text)")
+    code = (
+        "import anthropic; c = anthropic.Anthropic(max_retries=0)\n"
+        "with c: print(c.messages.create(model='m', max_tokens=5, messages=[{'role': 'user', "
+        "'content': 'hi'}]).content[0].text)"
+    )
     env = {**os.environ, "ANTHROPIC_BASE_URL": double.base_url, "ANTHROPIC_API_KEY": "test"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
+from conftest import STORE_TOOLS as TOOLS
 from conftest import call_error, call_ok, table_counts
 from mcp import Client
 
@@ -21,17 +22,6 @@ pytestmark = pytest.mark.anyio
 
 MISSING = object()
 
-TOOLS = (
-    "start_session",
-    "record_run",
-    "get_chat_history",
-    "get_tool_call_history",
-    "search_previous_sessions",
-    "list_sessions",
-    "get_session",
-    "update_session",
-    "delete_session",
-)
 
 # Valid arguments of each tool on the session seeded by `seed`; error cases override one of them.
 BASE: dict[str, dict[str, Any]] = {

@@ -14,21 +14,10 @@ from typing import Any
 import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
-from conftest import call_ok
+from conftest import READ_TOOLS, STORE_TOOLS, call_ok
 from mcp import Client, StdioServerParameters
 
-TOOLS = {
-    "start_session",
-    "record_run",
-    "get_chat_history",
-    "get_tool_call_history",
-    "search_previous_sessions",
-    "list_sessions",
-    "get_session",
-    "update_session",
-    "delete_session",
-}
-READ_TOOLS = {"get_chat_history", "get_tool_call_history", "search_previous_sessions", "list_sessions", "get_session"}
+TOOLS = set(STORE_TOOLS)
 
 START_TIMEOUT = 30  # generous: a server takes ~1 s to start, more on a loaded 2-core machine
 
@@ -403,7 +392,7 @@ def test_a_file_that_is_not_a_database_is_refused_and_the_server_exits(tmp_path:
 def test_a_bad_database_fails_at_start_without_waiting_for_a_client(tmp_path: Path) -> None:
     db = tmp_path / "not-a-db.db"
     db.write_bytes(b"not a database\n")
-    # stdin stays open and silent: the server must still refuse the file and exit by itself
+    # stdin stays open and silent (no initialize): the server must still refuse the file and exit
     process = subprocess.Popen(
         [server_script()],
         env=server_env(tmp_path, db),
@@ -412,10 +401,10 @@ def test_a_bad_database_fails_at_start_without_waiting_for_a_client(tmp_path: Pa
         stderr=subprocess.PIPE,
     )
     try:
-        _, stderr = process.communicate(timeout=START_TIMEOUT)
+        returncode = process.wait(timeout=START_TIMEOUT)
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
-    assert process.returncode == 1
+        _, stderr = process.communicate(timeout=START_TIMEOUT)
+    assert returncode == 1
     assert b"--db" in stderr and b"Traceback" not in stderr

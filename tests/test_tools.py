@@ -1,25 +1,12 @@
 """The contract of every MCP tool, through a real in-process MCP client."""
 
 import pytest
-from conftest import call_error, call_ok
+from conftest import READ_TOOLS, STORE_TOOLS, call_error, call_ok
 from mcp import Client
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = {
-    "start_session",
-    "record_run",
-    "get_chat_history",
-    "get_tool_call_history",
-    "search_previous_sessions",
-    "list_sessions",
-    "get_session",
-    "update_session",
-    "delete_session",
-    "run",
-    "summarize_session",
-}
-READ_TOOLS = {"get_chat_history", "get_tool_call_history", "search_previous_sessions", "list_sessions", "get_session"}
+TOOLS = {*STORE_TOOLS, "run", "summarize_session"}
 SESSION_FIELDS = {
     "session_id",
     "user_id",
