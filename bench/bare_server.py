@@ -1,14 +1,19 @@
-"""The baselines: a bare MCPServer with a no-op tool, and `record_echo`, which takes record_run's
-arguments and returns the same Run shape built in memory: record_run minus the store."""
+"""The baselines: a bare MCPServer with a no-op tool; `record_echo`, which takes record_run's
+arguments and returns the same Run shape built in memory (record_run minus the store); and
+`history_echo`, which answers get_chat_history(last_n_runs=3)'s shape and sizes from memory."""
 
 import uuid
 from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult, TextContent
 from pydantic import Field
 
-from mcp_server_sessions.store import NewToolCall, Run, RunMetrics, ToolCall
+from mcp_server_sessions.server import rendering
+from mcp_server_sessions.store import ChatHistoryPage, ChatMessage, NewToolCall, Run, RunMetrics, ToolCall
 from mcp_server_sessions.store.clock import utc_now
+
+from .peers import REPLY_CHARS, USER_CHARS, TextGen
 
 server = MCPServer("bare")
 
@@ -50,6 +55,24 @@ def record_echo(
         tool_calls=calls,
         metrics=RunMetrics(),
         created_at=now,
+    )
+
+
+_GEN = TextGen(5)
+_HISTORY = [
+    ChatMessage(role=role, content=_GEN.text(size), run_id=str(uuid.uuid4()), created_at=utc_now())
+    for _ in range(3)
+    for role, size in (("user", USER_CHARS), ("assistant", REPLY_CHARS))
+]
+
+
+@server.tool()
+def history_echo(session_id: str, last_n_runs: int | None = None) -> Annotated[CallToolResult, ChatHistoryPage]:
+    """Answer what get_chat_history(last_n_runs=3) answers for realistic runs, reading nothing."""
+    page = ChatHistoryPage(session_id=session_id, messages=_HISTORY, next_cursor=None)
+    return CallToolResult(
+        content=[TextContent(type="text", text=rendering.history(page))],
+        structured_content=page.model_dump(mode="json"),
     )
 
 

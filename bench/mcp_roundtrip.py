@@ -73,6 +73,9 @@ async def round_trips(db: pathlib.Path, calls: int) -> dict[str, Any]:
             "get_chat_history(last_n_runs=3)": lambda: server.call_tool(
                 "get_chat_history", {"session_id": SESSION_ID, "last_n_runs": 3}
             ),
+            "history_echo (same shape and sizes, no store; bare server)": lambda: bare.call_tool(
+                "history_echo", {"session_id": SESSION_ID, "last_n_runs": 3}
+            ),
             "search_previous_sessions": lambda: server.call_tool(
                 "search_previous_sessions", {"query": tool_turn.input.split()[3]}
             ),
