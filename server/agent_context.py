@@ -39,7 +39,13 @@ def system_blocks(session: Session, system: str | None) -> list[dict[str, Any]]:
 
 
 def history_messages(stored: list[ContextMessage]) -> list[dict[str, Any]]:
-    """Stored messages as Messages API turns; consecutive turns of one role are joined."""
+    """Stored messages as a valid Messages API conversation.
+
+    Consecutive turns of one role are joined; empty text blocks are dropped (an empty turn says
+    "(empty)"), and a tool_use without its tool_result right after it, or a tool_result without
+    its tool_use right before it, is left out, so one odd stored run can never make every later
+    request of the session invalid.
+    """
     turns: list[dict[str, Any]] = []
     for message in stored:
         role = "assistant" if message.role == "assistant" else "user"
@@ -48,14 +54,33 @@ def history_messages(stored: list[ContextMessage]) -> list[dict[str, Any]]:
         elif message.role == "tool":
             continue  # a client-recorded tool call: its text is not a turn the model took
         else:
-            content = [{"type": "text", "text": message.content or "(empty)"}]
+            content = [{"type": "text", "text": message.content}]
+        content = [block for block in content if block.get("type") != "text" or block.get("text")]
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(content)
         else:
             turns.append({"role": role, "content": content})
+    _pair_tool_blocks(turns)
+    for turn in turns:
+        if not turn["content"]:
+            turn["content"] = [{"type": "text", "text": "(empty)"}]
     while turns and turns[0]["role"] != "user":
         turns.pop(0)
     return turns
+
+
+def _pair_tool_blocks(turns: list[dict[str, Any]]) -> None:
+    for index, turn in enumerate(turns):
+        if turn["role"] == "assistant":
+            following = turns[index + 1]["content"] if index + 1 < len(turns) else []
+            answered = {b.get("tool_use_id") for b in following if b.get("type") == "tool_result"}
+            turn["content"] = [b for b in turn["content"] if b.get("type") != "tool_use" or b.get("id") in answered]
+        else:
+            preceding = turns[index - 1]["content"] if index > 0 else []
+            asked = {b.get("id") for b in preceding if b.get("type") == "tool_use"}
+            turn["content"] = [
+                b for b in turn["content"] if b.get("type") != "tool_result" or b.get("tool_use_id") in asked
+            ]
 
 
 def with_new_message(history: list[dict[str, Any]], message: str) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ The run row is committed `running` first (so a crash leaves a trace the next sta
 committed together at the end, whether it completed, failed or was cancelled.
 """
 
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -13,10 +14,23 @@ from typing import Any
 
 import anyio
 
-from mcp_server_sessions.store import AgentConfig, NewMessage, NewRun, NewToolCall, Run, RunMetrics, SessionStore
+from mcp_server_sessions.store import (
+    AgentConfig,
+    InvalidInput,
+    NewMessage,
+    NewRun,
+    NewToolCall,
+    Run,
+    RunMetrics,
+    SessionStore,
+    StoreError,
+)
+from mcp_server_sessions.store.limits import MAX_TOOL_CALLS_PER_RUN, text_bytes
 
 from . import agent_context, agent_tools
 from .model import ModelError, ModelGateway, explain_model_error
+
+logger = logging.getLogger(__name__)
 
 MAX_MODEL_CALLS = 8
 DEFAULT_MAX_TOKENS = 4096
@@ -50,10 +64,11 @@ class _Turn:
     usage: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0})
     first_token_ms: float | None = None
 
-    def record(self, status: str, error: str | None = None) -> NewRun:
+    def record(self, status: str, error: str | None = None, *, whole: bool = True) -> NewRun:
+        """The run as it stands; `whole=False` keeps only the message, status and metrics."""
         content = self.text or self.partial or None
-        messages = [NewMessage(role="user", content=self.message), *self.messages]
-        if status != "completed" and self.partial:
+        messages = [NewMessage(role="user", content=self.message), *(self.messages if whole else [])]
+        if status != "completed" and self.partial and whole:
             messages.append(NewMessage(role="assistant", content=self.partial))
         u = self.usage
         metrics = RunMetrics(
@@ -69,10 +84,10 @@ class _Turn:
         return NewRun(
             run_id=self.run_id,
             input=self.message,
-            content=content,
+            content=content if whole else None,
             status=status,  # type: ignore[arg-type]
             messages=messages,
-            tool_calls=self.tool_calls,
+            tool_calls=self.tool_calls if whole else [],
             metrics=metrics,
             error=error,
         )
@@ -83,6 +98,7 @@ async def run_turn(
 ) -> Run:
     """Run one turn; raises ModelError (after storing the run as `error`) when the model fails."""
     client = gateway.client()
+    text_bytes(request.message, "message")  # refuse before paying for a model call the store would refuse
     session, _ = await store.start_session(request.user_id, request.session_id)
     config = session.agent or AgentConfig()
     num_runs = request.num_history_runs if request.num_history_runs is not None else config.num_history_runs
@@ -90,7 +106,6 @@ async def run_turn(
     turn = _Turn(
         run_id=str(uuid.uuid4()), message=request.message, model=request.model or config.model or default_model
     )
-    await store.begin_run(request.user_id, session.session_id, turn.run_id, request.message)
     tools = agent_tools.BoundTools(store, request.user_id, session.session_id)
     params = {
         "model": turn.model,
@@ -102,21 +117,34 @@ async def run_turn(
 
     async def finish(status: str, error: str | None = None) -> Run:
         with anyio.CancelScope(shield=True):  # a cancelled run is still stored, as `cancelled`
-            run, _ = await store.append_run(request.user_id, session.session_id, turn.record(status, error))
+            try:
+                run, _ = await store.append_run(
+                    request.user_id, session.session_id, turn.record(status, error), finishing=True
+                )
+            except InvalidInput as problem:  # the turn outgrew a limit: keep its outcome, not its content
+                logger.warning("run %s stored without its messages: %s", turn.run_id, problem)
+                run, _ = await store.append_run(
+                    request.user_id, session.session_id, turn.record("error", str(problem), whole=False), finishing=True
+                )
         return run
 
     try:
+        await store.begin_run(request.user_id, session.session_id, turn.run_id, request.message)
         for _ in range(MAX_MODEL_CALLS):
             reply = await _stream_call(client, params, conversation, turn, progress)
             blocks = [agent_context.stored_block(block) for block in reply.content]
-            text = "".join(block["text"] for block in blocks if block["type"] == "text")
             uses = [block for block in blocks if block["type"] == "tool_use"]
+            if reply.stop_reason != "tool_use" and uses:  # cut off mid-call (max_tokens): keep the text only
+                blocks, uses = [block for block in blocks if block["type"] != "tool_use"], []
+            text = "".join(block["text"] for block in blocks if block["type"] == "text")
             conversation.append({"role": "assistant", "content": blocks})
             turn.messages.append(NewMessage(role="assistant", content=text, blocks=blocks, is_tool=bool(uses)))
             turn.partial = ""
-            if reply.stop_reason != "tool_use" or not uses:
+            if not uses:
                 turn.text = text
                 return await finish("completed")
+            if len(turn.tool_calls) + len(uses) > MAX_TOOL_CALLS_PER_RUN:
+                break
             results = []
             for use in uses:
                 result_text, call = await tools.call(use["name"], use["input"])
@@ -129,15 +157,16 @@ async def run_turn(
             lines = [f"{c.tool_name} -> {'error' if c.is_error else 'ok'}" for c in turn.tool_calls[-len(uses) :]]
             turn.messages.append(NewMessage(role="tool", content="\n".join(lines), blocks=results, is_tool=True))
         message = (
-            f"The model was still calling tools after {MAX_MODEL_CALLS} model calls, so run "
-            f"{turn.run_id!r} was stopped; ask a narrower question or continue with another run."
+            f"The model was still calling tools after {len(turn.tool_calls)} tool calls in "
+            f"{MAX_MODEL_CALLS} model calls at most, so run {turn.run_id!r} was stopped; ask a narrower "
+            "question or continue with another run."
         )
         await finish("error", message)
         raise ModelError(message)
     except anyio.get_cancelled_exc_class():
         await finish("cancelled", "The client cancelled the run.")
         raise
-    except ModelError:
+    except (ModelError, StoreError):
         raise
     except Exception as exc:
         error = explain_model_error(exc)

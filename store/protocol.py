@@ -81,13 +81,17 @@ class SessionStore(Protocol):
         Raises SessionNotFound.
         """
 
-    async def append_run(self, user_id: str, session_id: str, run: NewRun) -> tuple[Run, bool]:
-        """Commit a whole run (messages, tool calls, metrics) at once, starting the session if needed.
+    async def append_run(
+        self, user_id: str, session_id: str, run: NewRun, *, finishing: bool = False
+    ) -> tuple[Run, bool]:
+        """Commit a whole run (messages, tool calls, metrics) at once.
 
-        If the session already has a finished run with this `run_id`, nothing is written and
-        that run is returned with False (a retry stores nothing twice). If it has a `running`
-        run with this id (see `begin_run`), that run is completed with this content.
-        Raises InvalidInput.
+        A recorded run (`finishing` False) starts the session if needed. If the session already
+        has a finished run with this `run_id`, nothing is written and that run is returned with
+        False (a retry stores nothing twice); a `running` run with this id is refused.
+        `finishing` completes a run begun with `begin_run`: the session must still exist
+        (a deleted session is not re-created), and the `running` row is completed in place.
+        Raises InvalidInput; SessionNotFound when finishing in a deleted session.
         """
 
     async def begin_run(self, user_id: str, session_id: str, run_id: str, input: str) -> Run:

@@ -208,24 +208,34 @@ class SqliteStore:
 
     # -- runs -------------------------------------------------------------------------
 
-    async def append_run(self, user_id: str, session_id: str, run: NewRun) -> tuple[Run, bool]:
+    async def append_run(
+        self, user_id: str, session_id: str, run: NewRun, *, finishing: bool = False
+    ) -> tuple[Run, bool]:
         check_id(user_id, "user_id")
         check_id(session_id, "session_id")
         prepared = prepare_run(run)
 
         def body(raw: sqlite3.Connection) -> tuple[Run, bool]:
-            user_pk = self._ensure_user(raw, user_id)
             now = utc_now()
-            raw.execute(
-                "INSERT OR IGNORE INTO sessions (user_pk, session_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (user_pk, session_id, now, now),
-            )
-            session_pk = raw.execute(
-                "SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?", (user_pk, session_id)
-            ).fetchone()[0]
+            if finishing:  # a begun run ends in its own session only, never in a re-created one
+                user_pk = self._user_pk(raw, user_id, session_id)
+                session_pk = self._session_pk(raw, user_id, session_id)
+            else:
+                user_pk = self._ensure_user(raw, user_id)
+                raw.execute(
+                    "INSERT OR IGNORE INTO sessions (user_pk, session_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                    (user_pk, session_id, now, now),
+                )
+                session_pk = raw.execute(
+                    "SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?", (user_pk, session_id)
+                ).fetchone()[0]
             existing = raw.execute(
                 "SELECT pk, status FROM runs WHERE session_pk = ? AND run_id = ?", (session_pk, run.run_id)
             ).fetchone()
+            if existing is not None and existing["status"] == "running" and not finishing:
+                raise InvalidInput(
+                    f"run_id {run.run_id!r} belongs to a run still in progress in this session; use another run_id."
+                )
             if existing is not None and existing["status"] != "running":
                 return load_run(raw, existing["pk"], session_id), False
             run_pk = write_run(raw, user_pk, session_pk, prepared, existing["pk"] if existing else None, now)

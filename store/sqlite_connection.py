@@ -92,7 +92,9 @@ class Connection:
                 ) from exc
             logger.error("SQLite error: %r", exc)
             raise StoreUnavailable(_UNAVAILABLE) from exc
-        except ValueError as exc:  # aiosqlite: "Connection closed"
+        except ValueError as exc:
+            if str(exc) != "Connection closed":  # aiosqlite's own word; any other ValueError is a bug
+                raise
             raise StoreUnavailable("The session store is closed; restart the server.") from exc
 
     @staticmethod

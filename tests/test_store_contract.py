@@ -250,7 +250,9 @@ async def test_begin_run_then_append_completes_it(store: SessionStore) -> None:
     assert running.status == "running" and running.content is None
     assert (await store.get_session("alice", "s1")).run_count == 1
     assert (await store.get_chat_history("alice", "s1", last_n_runs=1)).messages == []
-    done, stored = await store.append_run("alice", "s1", turn("r1", text="question", reply="answer"))
+    with pytest.raises(InvalidInput, match="still in progress"):  # record_run cannot take over a begun run
+        await store.append_run("alice", "s1", turn("r1", text="question", reply="hijack"))
+    done, stored = await store.append_run("alice", "s1", turn("r1", text="question", reply="answer"), finishing=True)
     assert stored and done.status == "completed" and done.content == "answer"
     assert (await store.get_session("alice", "s1")).run_count == 1
     with pytest.raises(InvalidInput, match="already exists"):
@@ -274,3 +276,13 @@ async def test_a_history_cursor_belongs_to_its_session(store: SessionStore) -> N
     calls = await store.get_tool_calls("alice", "a", limit=1)
     with pytest.raises(InvalidInput, match="cursor"):
         await store.get_tool_calls("alice", "b", cursor=calls.next_cursor)
+
+
+async def test_finishing_a_run_never_recreates_a_deleted_session(store: SessionStore) -> None:
+    await store.start_session("alice", "s1")
+    await store.begin_run("alice", "s1", "r1", "question")
+    await store.delete_session("alice", "s1")
+    with pytest.raises(SessionNotFound):
+        await store.append_run("alice", "s1", turn("r1", text="question"), finishing=True)
+    with pytest.raises(SessionNotFound):
+        await store.get_session("alice", "s1")
