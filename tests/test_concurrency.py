@@ -434,7 +434,7 @@ async def test_a_run_owned_by_a_live_process_is_left_running(tmp_path: Path) -> 
                 NewMessage(role="assistant", content="done"),
             ],
         )
-        run, created = await first.append_run("alice", "s1", finished)
+        run, created = await first.append_run("alice", "s1", finished, finishing=True)
         assert created and run.status == "completed" and run.content == "done"
         assert run_rows(db)["r-live"] == ("completed", None)
         assert [hit.run_id for hit in await first.search("alice", "thinking")] == ["r-live"]
