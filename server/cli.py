@@ -44,6 +44,11 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         check_id(args.user, "--user (or MCP_SESSIONS_USER)")
     except InvalidInput as exc:
         parser.error(str(exc))
+    if "://" in args.db:
+        parser.error(
+            "--db (or MCP_SESSIONS_DB) takes a SQLite file path or :memory:; database URLs such as "
+            "postgresql:// are not supported yet."
+        )
     return Settings(
         db=args.db, user=args.user, log_level=args.log_level, model=args.model, model_timeout_s=args.model_timeout
     )

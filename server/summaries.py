@@ -50,9 +50,16 @@ async def summarize(
         return previous  # nothing new since the last summary
     if previous is None and not runs:
         raise InvalidInput(f"Session {session_id!r} has no completed runs to summarize yet; run or record_run first.")
-    transcript = "\n\n".join(f"[run {run.run_id}]\nUser: {run.input}\nAssistant: {run.content or ''}" for run in runs)[
-        -MAX_TRANSCRIPT_CHARS:
-    ]
+    turns: list[str] = []
+    size = 0
+    for run in runs:
+        turn = f"[run {run.run_id}]\nUser: {run.input}\nAssistant: {run.content or ''}"
+        if turns and size + len(turn) > MAX_TRANSCRIPT_CHARS:
+            run_count = run.position - 1  # the rest waits for the next summary
+            break
+        turns.append(turn[:MAX_TRANSCRIPT_CHARS])
+        size += len(turn)
+    transcript = "\n\n".join(turns)
     parts = []
     if previous is not None:
         parts.append(f"Previous summary (covers the first {previous.run_count} runs):\n{previous.summary}")

@@ -168,6 +168,7 @@ class RunTranscript(BaseModel):
     run_id: str
     input: str
     content: str | None
+    position: int = Field(description="1-based place of the run among all runs of the session.")
 
 
 class NewRun(BaseModel):

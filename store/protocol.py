@@ -141,7 +141,8 @@ class SessionStore(Protocol):
         """
 
     async def runs_for_summary(self, user_id: str, session_id: str, after: int) -> tuple[list[RunTranscript], int]:
-        """Completed runs after the first `after` runs of the session, and the session's run count.
+        """Completed runs after the first `after` runs of the session, and how many runs from the
+        start are finished (a summary covers those): counting stops at the first run still running.
 
         Raises SessionNotFound.
         """

@@ -291,17 +291,21 @@ class SqliteStore:
     async def runs_for_summary(self, user_id: str, session_id: str, after: int) -> tuple[list[RunTranscript], int]:
         def body(raw: sqlite3.Connection) -> tuple[list[RunTranscript], int]:
             session_pk = self._session_pk(raw, user_id, session_id)
-            count = raw.execute("SELECT run_count FROM sessions WHERE pk = ?", (session_pk,)).fetchone()[0]
             rows = raw.execute(
                 "SELECT run_id, input, content, status FROM runs WHERE session_pk = ? ORDER BY pk LIMIT -1 OFFSET ?",
                 (session_pk, after),
             ).fetchall()
-            runs = [
-                RunTranscript(run_id=r["run_id"], input=r["input"], content=r["content"])
-                for r in rows
-                if r["status"] == "completed"
-            ]
-            return runs, count
+            runs: list[RunTranscript] = []
+            covered = after
+            for row in rows:
+                if row["status"] == "running":
+                    break  # a later summary must still see it, so coverage stops before it
+                covered += 1
+                if row["status"] == "completed":
+                    runs.append(
+                        RunTranscript(run_id=row["run_id"], input=row["input"], content=row["content"], position=covered)
+                    )
+            return runs, covered
 
         return await self._reader.run(read(body))
 

@@ -408,3 +408,16 @@ def test_a_bad_database_fails_at_start_without_waiting_for_a_client(tmp_path: Pa
         _, stderr = process.communicate(timeout=START_TIMEOUT)
     assert returncode == 1
     assert b"--db" in stderr and b"Traceback" not in stderr
+
+
+def test_a_database_url_is_refused_rather_than_taken_for_a_file_name(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [server_script(), "--db", "postgresql://user@host/sessions"],
+        env=server_env(tmp_path, tmp_path / "unused.db"),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 2 and b"not supported yet" in result.stderr
+    assert not (tmp_path / "postgresql:").exists()

@@ -86,3 +86,24 @@ async def test_auto_summary_does_not_delay_the_answer(agent_client: Client, doub
             await anyio.sleep(0.01)
     assert session["summary"]["summary"] == "Auto summary." and session["summary"]["run_count"] == 1
     assert double.bodies[1]["tool_choice"]["name"] == "record_summary"
+
+
+async def test_a_run_in_flight_during_a_summary_is_summarized_later(
+    agent_client: Client, double: MessagesDouble
+) -> None:
+    await record(agent_client, "s1", ("first question", "first answer"))
+    held = text("the held answer", hold=True)
+    double.script(held, summary_reply("Summary one.", ["one"]), summary_reply("Summary two.", ["two"]))
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(lambda: call_ok(agent_client, "run", message="question in flight", session_id="s1"))
+        with anyio.fail_after(10):
+            await double.await_requests(1)
+        first = await call_ok(agent_client, "summarize_session", session_id="s1")
+        assert first["run_count"] == 1  # the run in flight is not covered yet
+        held.release()
+    await record(agent_client, "s1", ("third question", "third answer"))
+    second = await call_ok(agent_client, "summarize_session", session_id="s1")
+    assert second["run_count"] == 3
+    prompt = double.bodies[-1]["messages"][0]["content"]
+    assert "question in flight" in prompt and "the held answer" in prompt and "third question" in prompt
+    assert "first question" not in prompt
