@@ -1,6 +1,5 @@
 """The SQLite session store: one file, WAL, rows per run, message and tool call, FTS5 search."""
 
-import json
 import sqlite3
 import uuid
 from pathlib import Path
@@ -8,13 +7,13 @@ from typing import Any
 
 from . import cursor as cursors
 from . import search_query
+from . import sqlite_history as history
 from .clock import utc_now
 from .errors import InvalidInput, SessionNotFound
 from .limits import check_id, check_name, dump_json
 from .models import (
     AgentConfig,
     ChatHistoryPage,
-    ChatMessage,
     ContextMessage,
     NewRun,
     Run,
@@ -28,7 +27,7 @@ from .models import (
 from .process_owner import current_owner, owner_is_gone
 from .protocol import Order, SortKey
 from .sqlite_connection import Connection, prepare_file, read, write
-from .sqlite_rows import load_run, prepare_run, row_to_session, row_to_tool_call, write_run
+from .sqlite_rows import load_run, prepare_run, row_to_session, write_run
 from .sqlite_schema import MIGRATIONS, Migration, migrate
 from .sqlite_search import search_user
 
@@ -270,42 +269,13 @@ class SqliteStore:
 
     async def context_messages(self, user_id: str, session_id: str, num_runs: int) -> list[ContextMessage]:
         def body(raw: sqlite3.Connection) -> list[ContextMessage]:
-            session_pk = self._session_pk(raw, user_id, session_id)
-            if num_runs <= 0:
-                return []
-            rows = raw.execute(
-                "SELECT m.role, m.content, m.blocks FROM messages m WHERE m.run_pk IN "
-                "(SELECT pk FROM runs WHERE session_pk = ? AND status = 'completed' ORDER BY pk DESC LIMIT ?) "
-                "ORDER BY m.run_pk, m.pk",
-                (session_pk, num_runs),
-            ).fetchall()
-            return [
-                ContextMessage(
-                    role=r["role"], content=r["content"], blocks=json.loads(r["blocks"]) if r["blocks"] else None
-                )
-                for r in rows
-            ]
+            return history.context_messages(raw, self._session_pk(raw, user_id, session_id), num_runs)
 
         return await self._reader.run(read(body), inline=True)
 
     async def runs_for_summary(self, user_id: str, session_id: str, after: int) -> tuple[list[RunTranscript], int]:
         def body(raw: sqlite3.Connection) -> tuple[list[RunTranscript], int]:
-            session_pk = self._session_pk(raw, user_id, session_id)
-            rows = raw.execute(
-                "SELECT run_id, input, content, status FROM runs WHERE session_pk = ? ORDER BY pk LIMIT -1 OFFSET ?",
-                (session_pk, after),
-            ).fetchall()
-            runs: list[RunTranscript] = []
-            covered = after
-            for row in rows:
-                if row["status"] == "running":
-                    break  # a later summary must still see it, so coverage stops before it
-                covered += 1
-                if row["status"] == "completed":
-                    runs.append(
-                        RunTranscript(run_id=row["run_id"], input=row["input"], content=row["content"], position=covered)
-                    )
-            return runs, covered
+            return history.runs_for_summary(raw, self._session_pk(raw, user_id, session_id), after)
 
         return await self._reader.run(read(body))
 
@@ -349,36 +319,11 @@ class SqliteStore:
         cursor: str | None = None,
         include_tool_messages: bool = False,
     ) -> ChatHistoryPage:
-        tool_filter = "" if include_tool_messages else " AND m.is_tool = 0"
-
         def body(raw: sqlite3.Connection) -> ChatHistoryPage:
             session_pk = self._session_pk(raw, user_id, session_id)  # an unknown session wins over a bad cursor
-            after = cursors.decode(cursor, f"messages:{session_id}", (int, int)) if cursor else [0, 0]
-            first_run_pk = 0
-            if last_n_runs is not None:
-                row = raw.execute(
-                    "SELECT pk FROM runs WHERE session_pk = ? AND status != 'running' "
-                    "ORDER BY pk DESC LIMIT 1 OFFSET ?",
-                    (session_pk, last_n_runs - 1),
-                ).fetchone()
-                first_run_pk = row[0] if row else 0
-            rows = raw.execute(
-                "SELECT m.pk, m.run_pk, m.role, m.content, r.run_id, r.created_at FROM messages m "
-                "JOIN runs r ON r.pk = m.run_pk WHERE m.session_pk = ? AND m.run_pk >= ? "
-                f"AND (m.run_pk, m.pk) > (?, ?){tool_filter} ORDER BY m.run_pk, m.pk LIMIT ?",
-                # SQLite bounds the index range by `run_pk >= ?` only, not by the row value, so the
-                # cursor's run goes into that bound too: a deep page starts where it should.
-                (session_pk, max(first_run_pk, after[0]), *after, limit + 1),
-            ).fetchall()
-            next_cursor = None
-            if len(rows) > limit:
-                rows = rows[:limit]
-                next_cursor = cursors.encode(f"messages:{session_id}", rows[-1]["run_pk"], rows[-1]["pk"])
-            messages = [
-                ChatMessage(role=r["role"], content=r["content"], run_id=r["run_id"], created_at=r["created_at"])
-                for r in rows
-            ]
-            return ChatHistoryPage(session_id=session_id, messages=messages, next_cursor=next_cursor)
+            return history.chat_history_page(
+                raw, session_pk, session_id, last_n_runs, limit, cursor, include_tool_messages
+            )
 
         return await self._reader.run(read(body), inline=True)
 
@@ -391,22 +336,9 @@ class SqliteStore:
         tool_name: str | None = None,
         cursor: str | None = None,
     ) -> ToolCallPage:
-        name_filter = " AND t.tool_name = ?" if tool_name is not None else ""
-
         def body(raw: sqlite3.Connection) -> ToolCallPage:
-            session_pk = self._session_pk(raw, user_id, session_id)
-            before = cursors.decode(cursor, f"tool_calls:{session_id}", (int,))[0] if cursor else 2**62
-            rows = raw.execute(
-                "SELECT t.*, r.run_id FROM tool_calls t JOIN runs r ON r.pk = t.run_pk "
-                f"WHERE t.session_pk = ?{name_filter} AND t.pk < ? ORDER BY t.pk DESC LIMIT ?",
-                (session_pk, *([tool_name] if tool_name is not None else []), before, limit + 1),
-            ).fetchall()
-            next_cursor = None
-            if len(rows) > limit:
-                rows = rows[:limit]
-                next_cursor = cursors.encode(f"tool_calls:{session_id}", rows[-1]["pk"])
-            return ToolCallPage(
-                session_id=session_id, tool_calls=[row_to_tool_call(r) for r in rows], next_cursor=next_cursor
+            return history.tool_call_page(
+                raw, self._session_pk(raw, user_id, session_id), session_id, limit, tool_name, cursor
             )
 
         return await self._reader.run(read(body), inline=True)
