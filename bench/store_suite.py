@@ -54,7 +54,13 @@ from typing import Any, ClassVar
 from mcp_server_sessions.store import NewMessage, NewRun, SqliteStore
 from mcp_server_sessions.store.clock import utc_now
 from mcp_server_sessions.store.sqlite_connection import read, write
-from mcp_server_sessions.store.sqlite_rows import PreparedRun, prepare_run, write_run
+from mcp_server_sessions.store.sqlite_rows import (
+    PreparedRun,
+    add_to_session,
+    ensure_session,
+    prepare_run,
+    write_run,
+)
 
 from .ours import realistic_run
 from .peers import REPLY_CHARS, SESSION_ID, USER_CHARS, USER_ID, Sampler, TextGen, _stats, markdown_table
@@ -128,13 +134,7 @@ def _write_batch(store: SqliteStore, batch: list[tuple[str, str, PreparedRun]], 
         now = utc_now()
         if key not in sessions:
             user_pk = store._ensure_user(raw, user_id)
-            raw.execute(
-                "INSERT OR IGNORE INTO sessions (user_pk, session_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (user_pk, session_id, now, now),
-            )
-            session_pk = raw.execute(
-                "SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?", (user_pk, session_id)
-            ).fetchone()[0]
+            session_pk = ensure_session(raw, user_pk, session_id, now)
             sessions[key] = session_pk
             totals[session_pk] = [user_pk, 0, now, 0, 0, 0, 0]
         session_pk = sessions[key]
@@ -145,12 +145,7 @@ def _write_batch(store: SqliteStore, batch: list[tuple[str, str, PreparedRun]], 
         for i, tokens in enumerate(run.tokens):
             total[3 + i] += tokens
     for session_pk, (_, runs, now, *tokens) in totals.items():
-        raw.execute(
-            "UPDATE sessions SET run_count = run_count + ?, updated_at = ?, input_tokens = input_tokens + ?, "
-            "output_tokens = output_tokens + ?, cache_read_tokens = cache_read_tokens + ?, "
-            "cache_write_tokens = cache_write_tokens + ? WHERE pk = ?",
-            (runs, now, *tokens, session_pk),
-        )
+        add_to_session(raw, session_pk, runs, tuple(tokens), now)
 
 
 async def bulk_append(store: SqliteStore, runs: Iterable[tuple[str, str, NewRun]], batch_runs: int = 5_000) -> int:

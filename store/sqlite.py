@@ -27,7 +27,7 @@ from .models import (
 from .process_owner import current_owner, owner_is_gone
 from .protocol import Order, SortKey
 from .sqlite_connection import Connection, prepare_file, read, write
-from .sqlite_rows import load_run, prepare_run, row_to_session, write_run
+from .sqlite_rows import add_to_session, ensure_session, load_run, prepare_run, row_to_session, write_run
 from .sqlite_schema import MIGRATIONS, Migration, migrate
 from .sqlite_search import search_user
 
@@ -221,13 +221,7 @@ class SqliteStore:
                 session_pk = self._session_pk(raw, user_id, session_id)
             else:
                 user_pk = self._ensure_user(raw, user_id)
-                raw.execute(
-                    "INSERT OR IGNORE INTO sessions (user_pk, session_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                    (user_pk, session_id, now, now),
-                )
-                session_pk = raw.execute(
-                    "SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?", (user_pk, session_id)
-                ).fetchone()[0]
+                session_pk = ensure_session(raw, user_pk, session_id, now)
             existing = raw.execute(
                 "SELECT pk, status FROM runs WHERE session_pk = ? AND run_id = ?", (session_pk, run.run_id)
             ).fetchone()
@@ -238,12 +232,7 @@ class SqliteStore:
             if existing is not None and existing["status"] != "running":
                 return load_run(raw, existing["pk"], session_id), False
             run_pk = write_run(raw, user_pk, session_pk, prepared, existing["pk"] if existing else None, now)
-            raw.execute(
-                "UPDATE sessions SET run_count = run_count + ?, updated_at = ?, input_tokens = input_tokens + ?, "
-                "output_tokens = output_tokens + ?, cache_read_tokens = cache_read_tokens + ?, "
-                "cache_write_tokens = cache_write_tokens + ? WHERE pk = ?",
-                (0 if existing else 1, now, *prepared.tokens, session_pk),
-            )
+            add_to_session(raw, session_pk, 0 if existing else 1, prepared.tokens, now)
             return load_run(raw, run_pk, session_id), True
 
         return await self._writer.run(write(body))
@@ -261,7 +250,7 @@ class SqliteStore:
                 "VALUES (?, ?, 'running', ?, ?, ?)",
                 (session_pk, run_id, input, current_owner(), now),
             ).lastrowid
-            raw.execute("UPDATE sessions SET run_count = run_count + 1, updated_at = ? WHERE pk = ?", (now, session_pk))
+            add_to_session(raw, session_pk, 1, (0, 0, 0, 0), now)
             assert run_pk is not None
             return load_run(raw, run_pk, session_id)
 

@@ -207,3 +207,23 @@ def load_run(raw: sqlite3.Connection, run_pk: int, session_id: str) -> Run:
         "SELECT t.*, ? AS run_id FROM tool_calls t WHERE t.run_pk = ? ORDER BY t.pk", (row["run_id"], run_pk)
     ).fetchall()
     return row_to_run(row, session_id, [row_to_tool_call(call) for call in calls])
+
+
+def ensure_session(raw: sqlite3.Connection, user_pk: int, session_id: str, now: str) -> int:
+    """The pk of the user's session, created empty if it does not exist yet."""
+    raw.execute(
+        "INSERT OR IGNORE INTO sessions (user_pk, session_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        (user_pk, session_id, now, now),
+    )
+    row = raw.execute("SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?", (user_pk, session_id)).fetchone()
+    return int(row[0])
+
+
+def add_to_session(raw: sqlite3.Connection, session_pk: int, runs: int, tokens: tuple[int, ...], now: str) -> None:
+    """Count new runs and their tokens (input, output, cache read, cache write) in the session's totals."""
+    raw.execute(
+        "UPDATE sessions SET run_count = run_count + ?, updated_at = ?, input_tokens = input_tokens + ?, "
+        "output_tokens = output_tokens + ?, cache_read_tokens = cache_read_tokens + ?, "
+        "cache_write_tokens = cache_write_tokens + ? WHERE pk = ?",
+        (runs, now, *tokens, session_pk),
+    )
