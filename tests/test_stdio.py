@@ -320,11 +320,9 @@ INITIALIZE = _request(
 )
 
 
-def start_and_expect_refusal(tmp_path: Path, db: Path) -> str:
-    """Start the server as a client would (stdin kept open, initialize sent); it must exit 1 on its own.
-
-    Returns its stderr, which must be one line with no traceback, while stdout stays empty.
-    """
+def start_and_expect_refusal(tmp_path: Path, db: Path, *, greet: bool = True) -> str:
+    """Start the server with stdin kept open (sending initialize if `greet`, as a client would);
+    it must exit 1 on its own, write nothing to stdout and no traceback. Returns its stderr."""
     process = subprocess.Popen(
         [server_script()],
         env=server_env(tmp_path, db),
@@ -334,8 +332,9 @@ def start_and_expect_refusal(tmp_path: Path, db: Path) -> str:
     )
     try:
         assert process.stdin is not None
-        process.stdin.write(INITIALIZE)
-        process.stdin.flush()
+        if greet:
+            process.stdin.write(INITIALIZE)
+            process.stdin.flush()
         returncode = process.wait(timeout=START_TIMEOUT)  # stdin still open: no end-of-input to exit on
     finally:
         if process.poll() is None:
@@ -343,10 +342,9 @@ def start_and_expect_refusal(tmp_path: Path, db: Path) -> str:
         stdout, stderr = process.communicate(timeout=START_TIMEOUT)
     assert returncode == 1, stderr
     assert stdout == b""
-    lines = stderr.decode().strip().splitlines()
-    assert len(lines) == 1, lines
-    assert "Traceback" not in lines[0] and " ERROR " in lines[0]
-    return lines[0]
+    text = stderr.decode()
+    assert "Traceback" not in text
+    return text
 
 
 def test_a_file_from_a_newer_schema_is_refused_with_one_clear_line(tmp_path: Path) -> None:
@@ -356,8 +354,10 @@ def test_a_file_from_a_newer_schema_is_refused_with_one_clear_line(tmp_path: Pat
             "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
         conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', '2030-01-01T00:00:00Z')")
-    line = start_and_expect_refusal(tmp_path, db)
-    assert "schema version 999" in line and "upgrade mcp-server-sessions" in line
+    lines = start_and_expect_refusal(tmp_path, db).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert " ERROR " in lines[0]
+    assert "schema version 999" in lines[0] and "upgrade mcp-server-sessions" in lines[0]
     with closing(sqlite3.connect(db)) as conn:  # the file is left as it was
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 999
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sessions'").fetchone()[0] == 0
@@ -366,48 +366,15 @@ def test_a_file_from_a_newer_schema_is_refused_with_one_clear_line(tmp_path: Pat
 def test_a_file_that_is_not_a_database_is_refused_and_the_server_exits(tmp_path: Path) -> None:
     db = tmp_path / "not-a-db.db"
     db.write_bytes(b"this is not a SQLite database\n" * 100)
-    process = subprocess.Popen(
-        [server_script()],
-        env=server_env(tmp_path, db),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert process.stdin is not None
-        process.stdin.write(INITIALIZE)
-        process.stdin.flush()
-        returncode = process.wait(timeout=START_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        stdout, stderr = process.communicate(timeout=START_TIMEOUT)
-    assert returncode == 1, stderr
-    assert stdout == b""
-    text = stderr.decode()
-    assert "--db" in text and "Traceback" not in text
+    assert "--db" in start_and_expect_refusal(tmp_path, db)
     assert db.read_bytes() == b"this is not a SQLite database\n" * 100
 
 
 def test_a_bad_database_fails_at_start_without_waiting_for_a_client(tmp_path: Path) -> None:
     db = tmp_path / "not-a-db.db"
     db.write_bytes(b"not a database\n")
-    # stdin stays open and silent (no initialize): the server must still refuse the file and exit
-    process = subprocess.Popen(
-        [server_script()],
-        env=server_env(tmp_path, db),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        returncode = process.wait(timeout=START_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        _, stderr = process.communicate(timeout=START_TIMEOUT)
-    assert returncode == 1
-    assert b"--db" in stderr and b"Traceback" not in stderr
+    # no initialize: the server must refuse the file and exit without waiting for a client
+    assert "--db" in start_and_expect_refusal(tmp_path, db, greet=False)
 
 
 def test_a_database_url_is_refused_rather_than_taken_for_a_file_name(tmp_path: Path) -> None:
