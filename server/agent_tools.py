@@ -31,7 +31,7 @@ class _ToolCallArgs(BaseModel):
 
 class _SearchArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=2000, description="Words to look for in earlier sessions.")
+    query: str = Field(min_length=1, description="Words to look for in earlier sessions.")
     limit: int = Field(default=5, ge=1, le=20, description="Most results.")
 
 

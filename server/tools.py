@@ -22,6 +22,7 @@ from mcp_server_sessions.store import (
     ToolCallPage,
 )
 from mcp_server_sessions.store.limits import ID_PATTERN, MAX_QUERY_CHARS
+from mcp_server_sessions.store.search_query import MAX_TERMS
 
 from . import rendering
 from .context import app
@@ -172,7 +173,11 @@ async def get_tool_call_history(
 async def search_previous_sessions(
     ctx: Context,
     query: Annotated[
-        str, Field(max_length=MAX_QUERY_CHARS, description="Words to look for; word forms, case and accents ignored.")
+        str,
+        Field(
+            description=f"Words to look for; word forms, case and accents ignored. Only the first {MAX_TERMS} "
+            f"distinct words within the first {MAX_QUERY_CHARS:,} characters are used."
+        ),
     ],
     user_id: UserId = None,
     num_sessions: Annotated[

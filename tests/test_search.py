@@ -1,9 +1,22 @@
 """Full-text search: word forms, case and accents, ranking, scoping and hostile queries."""
 
+import json
+
 import anyio
 import pytest
+from conftest import call_ok
+from mcp import Client
 
-from mcp_server_sessions.store import NewMessage, NewRun, NewToolCall, SessionStore, sqlite_search
+from mcp_server_sessions.server.agent_tools import BoundTools
+from mcp_server_sessions.store import (
+    NewMessage,
+    NewRun,
+    NewToolCall,
+    SessionStore,
+    search_query,
+    sqlite_search,
+)
+from mcp_server_sessions.store.limits import MAX_QUERY_CHARS
 
 pytestmark = pytest.mark.anyio
 
@@ -136,3 +149,28 @@ async def test_very_common_words_act_as_stop_words(store: SessionStore, monkeypa
     assert [h.session_id for h in only_common] == ["s4", "s3"]  # newest first, unranked
     assert all(h.score == 0.0 for h in only_common)
     assert [h.session_id for h in await store.search("bob", "the fjord")] == ["b1"]  # bob's own counts
+
+
+@pytest.mark.parametrize("size", [5_000, 1_000_000])
+async def test_a_long_query_uses_its_first_words(client: Client, size: int) -> None:
+    await call_ok(client, "record_run", session_id="s1", run_id="r1", input="a fjord trip", output="ok")
+    query = ("fjord " + "zzz " * size)[:size]
+    found = await call_ok(client, "search_previous_sessions", query=query)
+    assert [r["session_id"] for r in found["results"]] == ["s1"]
+
+
+def test_a_query_is_read_up_to_its_first_max_query_chars_characters() -> None:
+    head = "x " * (MAX_QUERY_CHARS // 2 - 3) + "fjords"  # its last word ends right at the limit
+    assert len(head) == MAX_QUERY_CHARS
+    assert search_query.terms(head + "ide lake") == ["x"]  # "fjordside" is cut by the limit: left out
+    assert search_query.terms(head + " lake") == ["x", "fjords"]
+    assert search_query.terms(" ".join(f"w{i}" for i in range(100))) == [f"w{i}" for i in range(search_query.MAX_TERMS)]
+
+
+async def test_the_models_search_tool_takes_a_long_query(store: SessionStore) -> None:
+    await say(store, "alice", "earlier", "r1", "a fjord trip")
+    text, record = await BoundTools(store, "alice", "current").call(
+        "search_previous_sessions", {"query": "fjord " + "zzz " * 10_000}
+    )
+    assert not record.is_error, text
+    assert [hit["session_id"] for hit in json.loads(text)] == ["earlier"]
