@@ -10,6 +10,7 @@ user's messages (COMMON_WORD_MATCHES) is treated as a stop word: left out when r
 remain; when every word is that common, the newest messages holding them come back unranked.
 """
 
+import itertools
 import json
 import re
 import secrets
@@ -22,10 +23,12 @@ COMMON_WORD_MATCHES = 2_000
 _RANK = "bm25(search_index, 0.0, 1.0, 0.0)"
 _CONTEXT_WORDS = 12
 _MAX_SNIPPET_CHARS = 400
-_EXACT_UP_TO = 16_000  # characters of a text beyond which its snippet is approximate
+_EXACT_UP_TO = 16_000  # bytes of a text beyond which its snippet is approximate, found in this many first bytes
 # Markers that never occur in user text: private-use characters around a random nonce.
 _NONCE = secrets.token_hex(8)
 _START, _END = f"\ue000{_NONCE}[", f"]{_NONCE}\ue001"
+_SPACES = re.compile(r"\s+")
+_WORD_RUN = re.compile(r"\S+")
 
 
 def search_user(
@@ -103,13 +106,17 @@ def _snippet(raw: sqlite3.Connection, rowid: int, match: str, words: list[str]) 
     """A window of words around the first match, matches in **bold**.
 
     FTS5's own `snippet()` (and, less so, `highlight()`) take seconds on a large message that
-    repeats the matched word thousands of times, and the reader connection is shared, so a large
-    text gets an approximate window found in Python instead: the first word that starts like a
-    query word.
+    repeats the matched word thousands of times, and the reader connection is shared, so a text
+    over _EXACT_UP_TO bytes gets an approximate window found in Python in its first _EXACT_UP_TO
+    bytes only: around the first word there that starts like a query word, else the text's start.
+    Size and first bytes are read through a blob handle on FTS5's content table, which reads only
+    those bytes: SQL's length() and substr() would load the whole text, and length() of a TEXT
+    stops at its first NUL.
     """
-    if raw.execute("SELECT length(body) FROM search_index WHERE rowid = ?", (rowid,)).fetchone()[0] > _EXACT_UP_TO:
-        body = raw.execute("SELECT body FROM search_index WHERE rowid = ?", (rowid,)).fetchone()[0]
-        return _window(_mark_prefixes(body, words))
+    with raw.blobopen("search_index_content", "c1", rowid, readonly=True) as body:
+        if len(body) > _EXACT_UP_TO:
+            head = body.read(_EXACT_UP_TO).decode("utf-8", errors="ignore")
+            return _window(_mark_prefixes(head, words))
     row = raw.execute(
         "SELECT highlight(search_index, 1, ?, ?) FROM search_index WHERE search_index MATCH ? AND rowid = ?",
         (_START, _END, match, rowid),
@@ -118,26 +125,26 @@ def _snippet(raw: sqlite3.Connection, rowid: int, match: str, words: list[str]) 
 
 
 def _mark_prefixes(text: str, words: list[str]) -> str:
+    """The text around the first word that starts like a query word, such words marked; else the text's start."""
     stems = "|".join(re.escape(word.strip('"').replace('""', '"')[:5]) for word in words)
-    found = re.search(rf"\b(?:{stems})\w*", text, re.IGNORECASE) if stems else None
+    pattern = re.compile(rf"\b(?:{stems})\w*", re.IGNORECASE)
+    found = pattern.search(text) if stems else None
     if found is None:
         return text[: _MAX_SNIPPET_CHARS * 2]
-    begin, end = found.span()
-    return (
-        text[max(0, begin - _MAX_SNIPPET_CHARS) : begin]
-        + _START
-        + text[begin:end]
-        + _END
-        + text[end : end + _MAX_SNIPPET_CHARS]
-    )
+    begin = found.start()
+    around = text[max(0, begin - _MAX_SNIPPET_CHARS) : begin + _MAX_SNIPPET_CHARS]
+    return pattern.sub(lambda word: _START + word.group() + _END, around)
 
 
 def _window(text: str) -> str:
+    """About _CONTEXT_WORDS words either side of the first mark, in the text's own spacing with runs collapsed."""
+    text = _SPACES.sub(" ", text)
     first = max(text.find(_START), 0)
-    before = text[:first].split()
-    after = text[first:].split()
-    window = " ".join(before[-_CONTEXT_WORDS:] + after[: _CONTEXT_WORDS + 1])
-    window = window.replace(_START, "**").replace(_END, "**")
+    before = [word.start() for word in _WORD_RUN.finditer(text, 0, first)]
+    after = [word.end() for word in itertools.islice(_WORD_RUN.finditer(text, first), _CONTEXT_WORDS + 2)]
+    begin = before[-_CONTEXT_WORDS:][0] if before else first
+    end = after[: _CONTEXT_WORDS + 1][-1] if after else first
+    window = text[begin:end].strip().replace(_START, "**").replace(_END, "**")
     if window.count("**") % 2:
         window += "**"
     prefix = "…" if len(before) > _CONTEXT_WORDS else ""

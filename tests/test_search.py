@@ -1,6 +1,9 @@
 """Full-text search: word forms, case and accents, ranking, scoping and hostile queries."""
 
 import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 
 import anyio
 import pytest
@@ -12,6 +15,7 @@ from mcp_server_sessions.store import (
     NewMessage,
     NewRun,
     NewToolCall,
+    SearchHit,
     SessionStore,
     search_query,
     sqlite_search,
@@ -151,6 +155,47 @@ async def test_very_common_words_act_as_stop_words(store: SessionStore, monkeypa
     assert [h.session_id for h in await store.search("bob", "the fjord")] == ["b1"]  # bob's own counts
 
 
+def _traced_search(db_path: Path, user_id: str, query: str) -> tuple[list[SearchHit], list[str]]:
+    """`search_user` on a connection of our own to the store's file, and the SQL it ran."""
+    statements: list[str] = []
+    with closing(sqlite3.connect(db_path)) as raw:
+        raw.row_factory = sqlite3.Row
+        [user_pk] = raw.execute("SELECT pk FROM users WHERE user_id = ?", (user_id,)).fetchone()
+        raw.set_trace_callback(statements.append)
+        words = search_query.quoted(search_query.terms(query))
+        hits = sqlite_search.search_user(raw, user_pk, words, None, None, 10)
+    return hits, statements
+
+
+async def test_a_large_text_with_a_nul_near_its_start_gets_its_snippet_without_highlight(
+    store: SessionStore, db_path: Path
+) -> None:
+    # SQLite's length() of a TEXT stops at a NUL, so this text used to pass for a one-character one
+    # and got highlight() over all of it: 89 s for a search at 960 KB.
+    await say(store, "alice", "big", "r1", "a\x00 the fjord trip " + "kayak lake shore " * 10_000)
+    hits, statements = _traced_search(db_path, "alice", "fjord")
+    assert [h.session_id for h in hits] == ["big"]
+    assert not [sql for sql in statements if "highlight(" in sql]
+    assert "**fjord**" in hits[0].snippet and len(hits[0].snippet) <= 400
+
+
+@pytest.mark.parametrize("noise", ["\x00", "\x01\x02\x1b[31m\x7f", "\ufeff\u200b\x0b\x0c", "é\x00\x00"])
+async def test_control_characters_in_a_huge_text_give_a_normal_result(store: SessionStore, noise: str) -> None:
+    text = noise + " the fjord trip " + noise + ("kayak lake shore " + noise) * 30_000
+    await say(store, "alice", "big", "r1", text)
+    await say(store, "alice", "small", "r1", "a fjord again")
+    with anyio.fail_after(10):
+        hits = await store.search("alice", "fjord trip")
+    assert [h.session_id for h in hits] == ["big", "small"]
+    assert "**fjord** **trip**" in hits[0].snippet and len(hits[0].snippet) <= 400
+
+
+async def test_a_large_text_matching_only_past_its_first_bytes_gets_its_start_as_snippet(store: SessionStore) -> None:
+    await say(store, "alice", "big", "r1", "Opening words here. " + "kayak lake shore " * 5_000 + "the fjord at last")
+    [hit] = await store.search("alice", "fjord")
+    assert hit.snippet.startswith("Opening words here. kayak lake") and hit.snippet.endswith("…")
+
+
 @pytest.mark.parametrize("size", [5_000, 1_000_000])
 async def test_a_long_query_uses_its_first_words(client: Client, size: int) -> None:
     await call_ok(client, "record_run", session_id="s1", run_id="r1", input="a fjord trip", output="ok")
@@ -174,3 +219,19 @@ async def test_the_models_search_tool_takes_a_long_query(store: SessionStore) ->
     )
     assert not record.is_error, text
     assert [hit["session_id"] for hit in json.loads(text)] == ["earlier"]
+
+
+async def test_a_snippet_keeps_the_texts_own_spacing(store: SessionStore) -> None:
+    run = NewRun(
+        run_id="r1",
+        input="which city?",
+        content="Oslo",
+        messages=[NewMessage(role="user", content="which city?")],
+        tool_calls=[NewToolCall(tool_name="lookup", arguments={"q": "capital Norway"}, result="Oslo")],
+    )
+    await store.append_run("alice", "s1", run)
+    await say(store, "alice", "s2", "r1", "(Norway)\n\n\t  has  fjords")
+    hit = (await store.search("alice", "capital Norway"))[0]
+    assert hit.snippet == 'lookup {"q":"**capital** **Norway**"} Oslo'
+    [spaced] = await store.search("alice", "fjords")
+    assert spaced.snippet == "(Norway) has **fjords**"
