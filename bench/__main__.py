@@ -19,7 +19,7 @@ from typing import Any
 
 from mcp_server_sessions.server.cli import configure_logging
 
-from . import mcp_roundtrip, run_overhead
+from . import mcp_roundtrip, run_overhead, search_content
 from .ours import ours_turns
 from .peers import agents_sdk_turns, agno_turns, markdown_table
 from .store_suite import figures_table, run_suite
@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         suite = run_suite(workdir, quick)
         report["store"] = suite
         sections.append("## Store (ours, in process)\n\n" + figures_table(suite))
+
+        hostile = search_content.run(quick)
+        report["search_content"] = hostile
+        sections.append("## Search over hostile content and long queries\n\n" + search_content.markdown(hostile))
 
         lengths = [10, 300] if quick else [10, 1000, 3000]
         samples, budget = (5, 10.0) if quick else (30, 40.0)
