@@ -24,7 +24,7 @@ from mcp_server_sessions.store import (
 from mcp_server_sessions.store.limits import ID_PATTERN, MAX_QUERY_CHARS
 from mcp_server_sessions.store.search_query import MAX_TERMS
 
-from . import rendering
+from . import budget, rendering
 from .context import app
 
 SessionId = Annotated[
@@ -259,6 +259,7 @@ def _user(ctx: Context, user_id: str | None) -> str:
 
 
 def result(model: BaseModel, text: str) -> CallToolResult:
+    """Every tool's answer: the short text and the structured content, fitted to RESULT_BUDGET_BYTES."""
     return CallToolResult(
-        content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
+        content=[TextContent(type="text", text=text)], structured_content=budget.fit(model.model_dump(mode="json"))
     )

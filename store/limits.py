@@ -16,6 +16,7 @@ MAX_JSON_BYTES = 1_000_000
 MAX_NAME_CHARS = 512
 MAX_TOOL_CALLS_PER_RUN = 128
 MAX_RUN_BYTES = 16_000_000
+RESULT_BUDGET_BYTES = 4_000_000  # UTF-8 bytes of one tool result's JSON; a page ends early to fit
 MAX_QUERY_CHARS = 2_000  # characters of a search query read for words; any length is accepted
 
 _ID_RE = re.compile(ID_PATTERN)

@@ -1,14 +1,17 @@
 """The SQLite session store: one file, WAL, rows per run, message and tool call, FTS5 search."""
 
+import secrets
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from . import cursor as cursors
 from . import search_query
 from . import sqlite_history as history
 from .clock import utc_now
+from .cursor import SECRET_BYTES, CursorSealer
 from .errors import InvalidInput, SessionNotFound
 from .limits import check_id, check_name, dump_json
 from .models import (
@@ -24,6 +27,7 @@ from .models import (
     SessionSummary,
     ToolCallPage,
 )
+from .pages import fill_page
 from .process_owner import current_owner, owner_is_gone
 from .protocol import Order, SortKey
 from .sqlite_connection import Connection, prepare_file, read, write
@@ -40,9 +44,10 @@ _SESSION_COLUMNS = (
 class SqliteStore:
     """SessionStore on one SQLite file (or `:memory:`), safe to share between processes."""
 
-    def __init__(self, writer: Connection, reader: Connection) -> None:
+    def __init__(self, writer: Connection, reader: Connection, cursors: CursorSealer) -> None:
         self._writer = writer
         self._reader = reader
+        self._cursors = cursors
         self._user_pks: dict[str, int] = {}
 
     @classmethod
@@ -60,7 +65,7 @@ class SqliteStore:
             await writer.run(lambda raw: migrate(raw, migrations))
             if str(database) != ":memory:":
                 reader = await Connection.open(str(path), inline=True)
-            store = cls(writer, reader)
+            store = cls(writer, reader, CursorSealer(await writer.run(_cursor_secret)))
             await store.recover_interrupted_runs()
         except BaseException:
             await writer.close()
@@ -126,17 +131,18 @@ class SqliteStore:
     ) -> SessionPage:
         if sort_by not in ("updated_at", "created_at") or order not in ("asc", "desc"):
             raise InvalidInput("sort_by must be updated_at or created_at, and order desc or asc.")
-        after = cursors.decode(cursor, f"sessions:{sort_by}:{order}", (str, int)) if cursor else None
         name_filter = ""
         params: list[Any] = []
         if name_contains:
-            escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            name_filter = " AND s.name LIKE ? ESCAPE '\\'"
-            params.append(f"%{escaped}%")
+            # instr on the bytes sees the whole text (LIKE stops at a NUL); lower() folds ASCII letters only.
+            name_filter = " AND instr(CAST(lower(s.name) AS BLOB), CAST(lower(?) AS BLOB)) > 0"
+            params.append(name_contains)
         direction, compare = ("DESC", "<") if order == "desc" else ("ASC", ">")
 
         def body(raw: sqlite3.Connection) -> SessionPage:
             user_pk = self._known_user(raw, user_id)
+            scope = ("sessions", user_pk, sort_by, order, name_contains or None)
+            after = self._cursors.open(cursor, scope, (str, int)) if cursor else None
             if user_pk is None:
                 return SessionPage(sessions=[], next_cursor=None, total=0)
             total = raw.execute(
@@ -147,15 +153,11 @@ class SqliteStore:
                 f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE s.user_pk = ?{name_filter}{page_filter} "
                 f"ORDER BY s.{sort_by} {direction}, s.pk {direction} LIMIT ?",
                 (user_pk, *params, *(after or ()), limit + 1),
-            ).fetchall()
-            next_cursor = None
-            if len(rows) > limit:
-                rows = rows[:limit]
-                last = rows[-1]
-                next_cursor = cursors.encode(f"sessions:{sort_by}:{order}", last[sort_by], last["pk"])
-            return SessionPage(
-                sessions=[row_to_session(row, user_id) for row in rows], next_cursor=next_cursor, total=total
             )
+            with closing(rows):
+                sessions, last = fill_page(_sessions(rows, user_id, sort_by), limit)
+            next_cursor = self._cursors.seal(scope, *last) if last is not None else None
+            return SessionPage(sessions=sessions, next_cursor=next_cursor, total=total)
 
         return await self._reader.run(read(body), inline=True)
 
@@ -309,9 +311,9 @@ class SqliteStore:
         include_tool_messages: bool = False,
     ) -> ChatHistoryPage:
         def body(raw: sqlite3.Connection) -> ChatHistoryPage:
-            session_pk = self._session_pk(raw, user_id, session_id)  # an unknown session wins over a bad cursor
+            session = self._owned_session(raw, user_id, session_id)  # an unknown session wins over a bad cursor
             return history.chat_history_page(
-                raw, session_pk, session_id, last_n_runs, limit, cursor, include_tool_messages
+                raw, self._cursors, session, last_n_runs, limit, cursor, include_tool_messages
             )
 
         return await self._reader.run(read(body), inline=True)
@@ -326,9 +328,8 @@ class SqliteStore:
         cursor: str | None = None,
     ) -> ToolCallPage:
         def body(raw: sqlite3.Connection) -> ToolCallPage:
-            return history.tool_call_page(
-                raw, self._session_pk(raw, user_id, session_id), session_id, limit, tool_name, cursor
-            )
+            session = self._owned_session(raw, user_id, session_id)
+            return history.tool_call_page(raw, self._cursors, session, limit, tool_name, cursor)
 
         return await self._reader.run(read(body), inline=True)
 
@@ -393,6 +394,10 @@ class SqliteStore:
             raise SessionNotFound(session_id)
         return int(row[0])
 
+    def _owned_session(self, raw: sqlite3.Connection, user_id: str, session_id: str) -> history.OwnedSession:
+        session_pk = self._session_pk(raw, user_id, session_id)
+        return history.OwnedSession(self._user_pk(raw, user_id, session_id), session_pk, session_id)
+
     def _load_session(self, raw: sqlite3.Connection, user_id: str, user_pk: int, session_id: str) -> Session:
         row = raw.execute(
             f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE s.user_pk = ? AND s.session_id = ?",
@@ -401,6 +406,17 @@ class SqliteStore:
         if row is None:
             raise SessionNotFound(session_id)
         return row_to_session(row, user_id)
+
+
+def _cursor_secret(raw: sqlite3.Connection) -> bytes:
+    """The database's own cursor secret (migration 4); a file without one gets a secret for this store only."""
+    row = raw.execute("SELECT value FROM secrets WHERE name = 'cursor'").fetchone()
+    return bytes(row[0]) if row is not None else secrets.token_bytes(SECRET_BYTES)
+
+
+def _sessions(rows: sqlite3.Cursor, user_id: str, sort_by: SortKey) -> Iterator[tuple[tuple[str, int], Session]]:
+    for row in rows:
+        yield (row[sort_by], row["pk"]), row_to_session(row, user_id)
 
 
 def _find_user(raw: sqlite3.Connection, user_id: str) -> int | None:

@@ -1,34 +1,50 @@
 """Reading a session's history from SQLite: pages of messages and tool calls, model context, summary input.
 
 Each function runs inside one read transaction on a connection, for a session already resolved
-(and so already checked to belong to the caller).
+(and so already checked to belong to the caller). Pages read their rows one at a time and end
+early at RESULT_BUDGET_BYTES (see pages.py); their cursors are bound to the user, the session
+and the filters (see cursor.py).
 """
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
 
-from . import cursor as cursors
-from .models import ChatHistoryPage, ChatMessage, ContextMessage, RunTranscript, ToolCallPage
+from .cursor import CursorSealer
+from .models import ChatHistoryPage, ChatMessage, ContextMessage, RunTranscript, ToolCall, ToolCallPage
+from .pages import fill_page
 from .sqlite_rows import row_to_tool_call
+
+
+@dataclass(frozen=True)
+class OwnedSession:
+    """A session resolved for its owner, with what its cursors are bound to."""
+
+    user_pk: int
+    session_pk: int
+    session_id: str
 
 
 def chat_history_page(
     raw: sqlite3.Connection,
-    session_pk: int,
-    session_id: str,
+    sealer: CursorSealer,
+    session: OwnedSession,
     last_n_runs: int | None,
     limit: int,
     cursor: str | None,
     include_tool_messages: bool,
 ) -> ChatHistoryPage:
     """Messages oldest first, ordered by (run, message), optionally of the last N finished runs."""
+    scope = ("messages", session.user_pk, session.session_pk, include_tool_messages, last_n_runs)
+    after = sealer.open(cursor, scope, (int, int)) if cursor else [0, 0]
     tool_filter = "" if include_tool_messages else " AND m.is_tool = 0"
-    after = cursors.decode(cursor, f"messages:{session_id}", (int, int)) if cursor else [0, 0]
     first_run_pk = 0
     if last_n_runs is not None:
         row = raw.execute(
             "SELECT pk FROM runs WHERE session_pk = ? AND status != 'running' ORDER BY pk DESC LIMIT 1 OFFSET ?",
-            (session_pk, last_n_runs - 1),
+            (session.session_pk, last_n_runs - 1),
         ).fetchone()
         first_run_pk = row[0] if row else 0
     rows = raw.execute(
@@ -37,34 +53,46 @@ def chat_history_page(
         f"AND (m.run_pk, m.pk) > (?, ?){tool_filter} ORDER BY m.run_pk, m.pk LIMIT ?",
         # SQLite bounds the index range by `run_pk >= ?` only, not by the row value, so the
         # cursor's run goes into that bound too: a deep page starts where it should.
-        (session_pk, max(first_run_pk, after[0]), *after, limit + 1),
-    ).fetchall()
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = cursors.encode(f"messages:{session_id}", rows[-1]["run_pk"], rows[-1]["pk"])
-    messages = [
-        ChatMessage(role=r["role"], content=r["content"], run_id=r["run_id"], created_at=r["created_at"]) for r in rows
-    ]
-    return ChatHistoryPage(session_id=session_id, messages=messages, next_cursor=next_cursor)
+        (session.session_pk, max(first_run_pk, after[0]), *after, limit + 1),
+    )
+    with closing(rows):
+        messages, last = fill_page(_messages(rows), limit)
+    next_cursor = sealer.seal(scope, *last) if last is not None else None
+    return ChatHistoryPage(session_id=session.session_id, messages=messages, next_cursor=next_cursor)
 
 
 def tool_call_page(
-    raw: sqlite3.Connection, session_pk: int, session_id: str, limit: int, tool_name: str | None, cursor: str | None
+    raw: sqlite3.Connection,
+    sealer: CursorSealer,
+    session: OwnedSession,
+    limit: int,
+    tool_name: str | None,
+    cursor: str | None,
 ) -> ToolCallPage:
     """Tool calls newest first, optionally of one tool."""
-    before = cursors.decode(cursor, f"tool_calls:{session_id}", (int,))[0] if cursor else 2**62
+    scope = ("tool_calls", session.user_pk, session.session_pk, tool_name)
+    before = sealer.open(cursor, scope, (int,))[0] if cursor else 2**62
     name_filter = " AND t.tool_name = ?" if tool_name is not None else ""
     rows = raw.execute(
         "SELECT t.*, r.run_id FROM tool_calls t JOIN runs r ON r.pk = t.run_pk "
         f"WHERE t.session_pk = ?{name_filter} AND t.pk < ? ORDER BY t.pk DESC LIMIT ?",
-        (session_pk, *([tool_name] if tool_name is not None else []), before, limit + 1),
-    ).fetchall()
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = cursors.encode(f"tool_calls:{session_id}", rows[-1]["pk"])
-    return ToolCallPage(session_id=session_id, tool_calls=[row_to_tool_call(r) for r in rows], next_cursor=next_cursor)
+        (session.session_pk, *([tool_name] if tool_name is not None else []), before, limit + 1),
+    )
+    with closing(rows):
+        calls, last = fill_page(_tool_calls(rows), limit)
+    next_cursor = sealer.seal(scope, last) if last is not None else None
+    return ToolCallPage(session_id=session.session_id, tool_calls=calls, next_cursor=next_cursor)
+
+
+def _messages(rows: sqlite3.Cursor) -> Iterator[tuple[tuple[int, int], ChatMessage]]:
+    for r in rows:
+        message = ChatMessage(role=r["role"], content=r["content"], run_id=r["run_id"], created_at=r["created_at"])
+        yield (r["run_pk"], r["pk"]), message
+
+
+def _tool_calls(rows: sqlite3.Cursor) -> Iterator[tuple[int, ToolCall]]:
+    for r in rows:
+        yield r["pk"], row_to_tool_call(r)
 
 
 def context_messages(raw: sqlite3.Connection, session_pk: int, num_runs: int) -> list[ContextMessage]:

@@ -100,6 +100,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             for column in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
         ),
     ),
+    Migration(
+        4,
+        "cursor secret",
+        (
+            "CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+            # Seals this file's page cursors (store/cursor.py); SQLite seeds randomblob from the OS.
+            "INSERT INTO secrets (name, value) VALUES ('cursor', randomblob(32))",
+        ),
+    ),
 )
 
 LATEST_VERSION = max(m.version for m in MIGRATIONS)

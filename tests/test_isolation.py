@@ -11,6 +11,7 @@ from mcp import Client
 pytestmark = pytest.mark.anyio
 
 ALICE_WORDS = ("xylophone", "quokka", "zeppelin", "aardvark")
+BAD_CURSOR = "cursor is not valid for this list; pass next_cursor from the previous call unchanged, or omit it."
 
 
 async def history(client: Client, session_id: str, user_id: str | None = None, **arguments: Any) -> list[str]:
@@ -140,6 +141,41 @@ async def test_alices_cursor_does_not_open_her_session_to_bob(client: Client) ->
     assert foreign.replace("secret", "<id>") == missing.replace("nope", "<id>")
 
 
+async def test_alices_history_cursors_are_refused_on_bobs_own_session_of_that_id(client: Client) -> None:
+    await seed_alice(client)
+    await call_ok(client, "record_run", session_id="secret", input="more", output="ok", tool_calls=[{"tool_name": "t"}])
+    for i in range(2):
+        await call_ok(
+            client,
+            "record_run",
+            session_id="secret",
+            user_id="bob",
+            input=f"bob asks {i}",
+            output=f"bob hears {i}",
+            tool_calls=[{"tool_name": "zeppelin_lookup", "arguments": {"i": i}}, {"tool_name": "bob_tool"}],
+        )
+    messages = (await call_ok(client, "get_chat_history", session_id="secret", limit=1))["next_cursor"]
+    calls = (await call_ok(client, "get_tool_call_history", session_id="secret", limit=1))["next_cursor"]
+    for tool, cursor in (("get_chat_history", messages), ("get_tool_call_history", calls)):
+        assert cursor
+        refused = await call_error(client, tool, session_id="secret", user_id="bob", cursor=cursor)
+        assert refused == BAD_CURSOR, tool
+    assert await history(client, "secret", user_id="bob") == ["bob asks 0", "bob hears 0", "bob asks 1", "bob hears 1"]
+
+
+async def test_alices_list_cursor_is_refused_for_bob_and_for_a_user_with_no_sessions(client: Client) -> None:
+    for session_id in ("a1", "a2"):
+        await call_ok(client, "start_session", session_id=session_id)
+    for session_id in ("b1", "b2"):
+        await call_ok(client, "start_session", session_id=session_id, user_id="bob")
+    cursor = (await call_ok(client, "list_sessions", limit=1))["next_cursor"]
+    assert cursor
+    for user in ("bob", "carol"):
+        assert await call_error(client, "list_sessions", user_id=user, cursor=cursor) == BAD_CURSOR, user
+    rest = await call_ok(client, "list_sessions", cursor=cursor)
+    assert [s["session_id"] for s in rest["sessions"]] == ["a1"]
+
+
 async def test_starting_or_recording_into_an_id_alice_has_never_touches_hers(client: Client) -> None:
     secret = await seed_alice(client)
     started = await call_ok(client, "start_session", session_id="secret", user_id="bob", name="Bob's own")
@@ -265,8 +301,8 @@ async def test_list_sessions_shows_each_user_only_their_sessions(client: Client)
             break
     assert sorted(seen) == [("alice", "a2"), ("alice", "a3"), ("alice", "s1")]
     first = await call_ok(client, "list_sessions", limit=1)
-    borrowed = await call_ok(client, "list_sessions", user_id="bob", cursor=first["next_cursor"], limit=200)
-    assert {s["user_id"] for s in borrowed["sessions"]} <= {"bob"} and borrowed["total"] == 2
+    borrowed = await call_error(client, "list_sessions", user_id="bob", cursor=first["next_cursor"], limit=200)
+    assert borrowed == BAD_CURSOR
 
 
 async def test_deleting_bobs_s1_leaves_alices_s1_intact(client: Client, db_path: Path) -> None:

@@ -109,8 +109,11 @@ async def test_get_chat_history_and_tool_call_history(client: Client) -> None:
     assert history["next_cursor"] is None
     page = await call_ok(client, "get_chat_history", session_id="s1", limit=4, include_tool_messages=True)
     assert [m["role"] for m in page["messages"]] == ["user", "tool", "assistant", "user"]
-    rest = await call_ok(client, "get_chat_history", session_id="s1", cursor=page["next_cursor"])
-    assert [m["content"] for m in rest["messages"]] == ["a1", "q2", "a2"]  # tool messages hidden again
+    rest = await call_ok(
+        client, "get_chat_history", session_id="s1", cursor=page["next_cursor"], include_tool_messages=True
+    )
+    assert [m["role"] for m in rest["messages"]] == ["tool", "assistant", "user", "tool", "assistant"]
+    assert [m["content"] for m in rest["messages"] if m["role"] != "tool"] == ["a1", "q2", "a2"]
     calls = await call_ok(client, "get_tool_call_history", session_id="s1", limit=2)
     assert [c["arguments"]["i"] for c in calls["tool_calls"]] == [2, 1] and calls["next_cursor"]
     older = await call_ok(client, "get_tool_call_history", session_id="s1", cursor=calls["next_cursor"])

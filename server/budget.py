@@ -1,0 +1,77 @@
+"""Fitting one tool result into RESULT_BUDGET_BYTES by cutting its longest texts.
+
+Pages already end early at the budget (store/pages.py). A single object can still be larger: a
+Run holds up to MAX_RUN_BYTES. Its longest strings, wherever they are in the JSON, are cut to a
+common length with a marker saying how much is missing and where to read it whole, until the
+whole result fits. Only strings are cut, so the result keeps its shape and its output schema.
+"""
+
+from typing import Any
+
+from pydantic_core import to_json
+
+from mcp_server_sessions.store.limits import RESULT_BUDGET_BYTES
+
+MARKER = "…[cut: {missing:,} more characters; get_chat_history / get_tool_call_history return it whole]"
+_MARKER_BYTES = len(MARKER.format(missing=10**9).encode())
+KEPT_CHARS = 1_000
+"""A string is never cut shorter than this: ids, statuses, timestamps and names stay whole."""
+
+Slot = tuple[Any, Any]
+"""Where a string sits: its container (a dict or a list) and its key or index there."""
+
+
+def fit(data: dict[str, Any], budget: int = RESULT_BUDGET_BYTES) -> dict[str, Any]:
+    """`data` (a result's structured content), its longest strings cut if its JSON passes `budget` bytes."""
+    size = len(to_json(data))
+    if size <= budget:
+        return data
+    slots = _string_slots(data)
+    texts = [container[key] for container, key in slots]
+    # UTF-8 and JSON escapes make a character cost more than a byte; each string's own average is close enough.
+    bytes_per_char = [len(to_json(text)) / max(len(text), 1) for text in texts]
+    goal = size - budget + budget // 100  # a little more, so one pass mostly does it
+    while (cap := _cut_length(texts, bytes_per_char, goal)) is not None:
+        for (container, key), text in zip(slots, texts, strict=True):
+            if len(text) > cap:
+                container[key] = text[:cap] + MARKER.format(missing=len(text) - cap)
+        size = len(to_json(data))
+        if size <= budget:
+            break
+        goal += size - budget
+    return data
+
+
+def _cut_length(texts: list[str], bytes_per_char: list[float], goal: int) -> int | None:
+    """The longest length to cut every longer text to that saves `goal` bytes; None if none does."""
+    by_length = sorted(zip(map(len, texts), bytes_per_char, strict=True), reverse=True)
+
+    def saved(cap: int) -> float:
+        total = 0.0
+        for length, per_char in by_length:
+            if length <= cap:
+                break
+            total += per_char * (length - cap) - _MARKER_BYTES
+        return total
+
+    if saved(KEPT_CHARS) < goal:
+        return None  # only long strings are ever cut, and cutting them all is not enough
+    low, high = KEPT_CHARS, by_length[0][0]  # saved(low) >= goal > saved(high) == 0
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if saved(middle) >= goal else (low, middle)
+    return low
+
+
+def _string_slots(value: Any) -> list[Slot]:
+    slots: list[Slot] = []
+    stack = [value]
+    while stack:
+        container = stack.pop()
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        for key, item in items:
+            if isinstance(item, str):
+                slots.append((container, key))
+            elif isinstance(item, dict | list):
+                stack.append(item)
+    return slots

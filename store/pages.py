@@ -1,0 +1,34 @@
+"""Filling a page within RESULT_BUDGET_BYTES as well as within its `limit`.
+
+Items come one at a time from the database, so a page never holds more than the budget (plus the
+one item that would have passed it), whatever the limit. A page always holds at least one item:
+every single item is smaller than the budget, and paging always moves on.
+"""
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from .limits import RESULT_BUDGET_BYTES
+
+Position = TypeVar("Position")
+Item = TypeVar("Item", bound=BaseModel)
+
+PAGE_FIELDS_BYTES = 2_000
+"""Room kept for the page's own fields (session id, total, next_cursor) around its items."""
+
+
+def fill_page(rows: Iterable[tuple[Position, Item]], limit: int) -> tuple[list[Item], Position | None]:
+    """The items in order up to `limit` and the budget, and the last one's position when more remain."""
+    items: list[Item] = []
+    used = PAGE_FIELDS_BYTES
+    last: Position | None = None
+    for position, item in rows:
+        size = len(item.__pydantic_serializer__.to_json(item)) + 1  # the item's JSON and its comma
+        if len(items) == limit or (items and used + size > RESULT_BUDGET_BYTES):
+            return items, last
+        items.append(item)
+        used += size
+        last = position
+    return items, None
