@@ -131,8 +131,8 @@ def _mark_prefixes(text: str, words: list[str]) -> str:
     rest of the search. With none of them in `text`, its start.
     """
     stems = [word.strip('"').replace('""', '"')[:5] for word in words]
-    folded = text.lower()
-    if len(folded) != len(text):  # a character whose lower case is longer (İ) would shift the positions
+    folded = text.replace("\u0130", "I").lower()  # İ is the one letter whose lower case is two characters
+    if len(folded) != len(text):  # positions would shift: search the text as it is
         folded = text
     found = [at for stem in stems if (at := folded.find(stem.lower())) >= 0]
     if not found:

@@ -235,3 +235,9 @@ async def test_a_snippet_keeps_the_texts_own_spacing(store: SessionStore) -> Non
     assert hit.snippet == 'lookup {"q":"**capital** **Norway**"} Oslo'
     [spaced] = await store.search("alice", "fjords")
     assert spaced.snippet == "(Norway) has **fjords**"
+
+
+async def test_a_large_texts_snippet_finds_words_in_any_case(store: SessionStore) -> None:
+    await say(store, "alice", "big", "r1", "From İstanbul to the FJORDS by train. " + "kayak lake shore " * 5_000)
+    [hit] = await store.search("alice", "fjord")
+    assert hit.snippet.startswith("From İstanbul to the **FJORDS** by train.")
