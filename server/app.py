@@ -13,6 +13,7 @@ from .context import AppContext
 from .errors import SessionsServer
 from .model import ModelGateway
 from .run_tools import register_run_tools
+from .schemas import compact_tools
 from .settings import Settings
 from .tools import register_tools
 
@@ -49,6 +50,9 @@ def build_server(settings: Settings, store: SessionStore | None = None) -> MCPSe
     )
     register_tools(server)
     register_run_tools(server)
+    # MCPServer has no public handle on its registered tools; compacting them in place keeps the SDK's
+    # own listing and argument validation, now with the smaller schemas.
+    compact_tools(server._tool_manager.list_tools())
     return server
 
 

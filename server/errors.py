@@ -49,6 +49,8 @@ def describe_validation(tool: str, error: ValidationError) -> str:
     field = ".".join(str(part) for part in first["loc"]) or "arguments"
     name = str(first["loc"][0]) if first["loc"] else ""
     more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+    if first["type"] == "unknown_argument":
+        return describe_unknown(tool, first.get("ctx", {}))
     missing = [".".join(str(part) for part in p["loc"]) for p in problems if p["type"] == "missing"]
     if missing:
         names = ", ".join(repr(name) for name in missing)
@@ -63,3 +65,11 @@ def describe_validation(tool: str, error: ValidationError) -> str:
         reason = first["msg"][0].lower() + first["msg"][1:]
         reason = reason.replace("input should", "should").replace("value error, ", "")
     return f"Invalid argument {field!r} for {tool}: {reason}{more}; fix it and call again."
+
+
+def describe_unknown(tool: str, names: dict[str, list[str]]) -> str:
+    unknown = ", ".join(repr(name) for name in names["unknown"])
+    accepted = ", ".join(names["accepted"]) or "no arguments"
+    if len(names["unknown"]) > 1:
+        return f"{tool} has no arguments {unknown}; remove them and call again (it accepts {accepted})."
+    return f"{tool} has no argument {unknown}; remove it and call again (it accepts {accepted})."

@@ -25,7 +25,7 @@ class SummaryResult(BaseModel):
     session_id: str
     summary: str
     topics: list[str]
-    run_count: int = Field(description="How many runs of the session the summary covers.")
+    run_count: int = Field(description="Runs the summary covers.")
     updated_at: str
 
 
@@ -39,18 +39,18 @@ async def run(
     message: Annotated[str, Field(min_length=1, max_length=1_000_000, description="The user's message.")],
     session_id: Annotated[
         str | None,
-        Field(pattern=ID_PATTERN, description="Session to continue (or start with this id); omit for a new one."),
+        Field(pattern=ID_PATTERN, description="Session to continue or start; omit for a new one."),
     ] = None,
     user_id: UserId = None,
     num_history_runs: Annotated[
-        int | None, Field(ge=0, le=100, description="Earlier completed runs to put in context (default 3).")
+        int | None, Field(ge=0, le=100, description="Earlier runs in context (default 3).")
     ] = None,
     system: Annotated[str | None, Field(max_length=100_000, description="System prompt for this run only.")] = None,
     model: Annotated[str | None, Field(max_length=200, description="Claude model id for this run only.")] = None,
     max_tokens: Annotated[int | None, Field(ge=1, le=128_000, description="Output token cap per model call.")] = None,
 ) -> Annotated[CallToolResult, Run]:
-    """Send a message to Claude inside a session: the model sees the session's summary, state and recent
-    runs, may use session tools, and the whole turn is stored. Progress notifications stream the text."""
+    """Send a message to Claude in a session: it sees the summary, state and recent runs, may use session
+    tools, and the turn is stored; progress notifications stream the text."""
     context = app(ctx)
     user = user_id or context.settings.user
     streamed = 0
@@ -75,12 +75,12 @@ async def summarize_session(
     prompt: Annotated[
         str | None,
         Field(
-            max_length=20_000, description="Instructions replacing the default ones; the conversation is still given."
+            max_length=20_000, description="Replaces the default instructions (the conversation is still given)."
         ),
     ] = None,
 ) -> Annotated[CallToolResult, SummaryResult]:
-    """Summarize a session with Claude, building on its previous summary and the runs after it; the summary is
-    stored on the session and goes into later runs' context."""
+    """Summarize a session with Claude, building on its previous summary; the summary is stored on the session
+    and goes into later runs' context."""
     context = app(ctx)
     summary = await summarize(
         context.store, context.gateway, context.settings.model, user_id or context.settings.user, session_id, prompt

@@ -28,20 +28,21 @@ from . import budget, rendering
 from .context import app
 
 SessionId = Annotated[
-    str, Field(pattern=ID_PATTERN, description="The session's id: 1-128 letters, digits or ._:@- characters.")
+    str, Field(pattern=ID_PATTERN, description="The session's id.")
 ]
 UserId = Annotated[
     str | None,
     Field(
         pattern=ID_PATTERN,
-        description="Whose sessions these are; omit it to act as the server's configured user.",
+        description="Whose sessions; omit for the server's user.",
     ),
 ]
 Cursor = Annotated[
-    str | None, Field(max_length=1000, description="next_cursor from the previous page; omit for the first page.")
+    str | None, Field(max_length=1000, description="next_cursor from the last page.")
 ]
 
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+# destructive_hint and idempotent_hint mean nothing for a read-only tool (MCP spec), so they are not sent.
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
 
@@ -55,7 +56,7 @@ class DeletedSession(BaseModel):
 
 
 class StartedSession(Session):
-    created: bool = Field(description="False when the session already existed for this user.")
+    created: bool = Field(description="False if the session already existed.")
 
 
 def register_tools(server: MCPServer[Any]) -> None:
@@ -77,20 +78,17 @@ async def start_session(
     ctx: Context,
     session_id: Annotated[
         str | None,
-        Field(pattern=ID_PATTERN, description="Id to start or continue; omit it to get a new random id."),
+        Field(pattern=ID_PATTERN, description="Id to start or continue; omit for a new random one."),
     ] = None,
     user_id: UserId = None,
-    name: Annotated[str | None, Field(max_length=512, description="A short title for the session.")] = None,
-    state: Annotated[dict[str, Any] | None, Field(description="Initial session state (a JSON object).")] = None,
-    metadata: Annotated[dict[str, Any] | None, Field(description="Free-form metadata (a JSON object).")] = None,
+    name: Annotated[str | None, Field(max_length=512, description="Session title.")] = None,
+    state: Annotated[dict[str, Any] | None, Field(description="Initial state.")] = None,
+    metadata: Annotated[dict[str, Any] | None, Field(description="Free-form metadata.")] = None,
     agent: Annotated[
-        AgentConfig | None, Field(description="How `run` calls Claude in this session (model, system prompt, ...).")
+        AgentConfig | None, Field(description="How `run` calls Claude in this session.")
     ] = None,
 ) -> Annotated[CallToolResult, StartedSession]:
-    """Start a conversation session, or continue it if this user already has one with this id.
-
-    Same id = same conversation: an existing session is returned unchanged with created=false.
-    """
+    """Start a session, or continue this user's session with this id (returned unchanged, created=false)."""
     session, created = await _store(ctx).start_session(
         _user(ctx, user_id), session_id, name=name, state=state, metadata=metadata, agent=agent
     )
@@ -100,21 +98,21 @@ async def start_session(
 async def record_run(
     ctx: Context,
     session_id: SessionId,
-    input: Annotated[str, Field(min_length=1, description="The user's message of this turn.")],
-    output: Annotated[str, Field(description="The assistant's final reply of this turn.")],
+    input: Annotated[str, Field(min_length=1, description="The user's message.")],
+    output: Annotated[str, Field(description="The assistant's final reply.")],
     user_id: UserId = None,
     tool_calls: Annotated[
-        list[NewToolCall] | None, Field(description="Tool calls made during the turn, in order.")
+        list[NewToolCall] | None, Field(description="Tool calls of the turn, in order.")
     ] = None,
-    metrics: Annotated[RunMetrics | None, Field(description="Token counts, duration and model, if known.")] = None,
+    metrics: Annotated[RunMetrics | None, Field(description="Tokens, timing and model, if known.")] = None,
     run_id: Annotated[
         str | None,
-        Field(pattern=ID_PATTERN, description="Your id for this turn; retrying with the same id stores it once."),
+        Field(pattern=ID_PATTERN, description="Your id for the turn; retries with it store the turn once."),
     ] = None,
 ) -> Annotated[CallToolResult, Run]:
-    """Store a turn you ran yourself (message, reply, tool calls) in a session, starting the session if new.
+    """Store a turn you ran yourself (message, tool calls, reply) at once, starting the session if new.
 
-    The whole turn is committed at once. Pass run_id to make retries safe.
+    Pass run_id to make retries safe.
     """
     calls = tool_calls or []
     messages = [NewMessage(role="user", content=input)]
@@ -137,11 +135,11 @@ async def get_chat_history(
     session_id: SessionId,
     user_id: UserId = None,
     last_n_runs: Annotated[
-        int | None, Field(ge=1, le=10_000, description="Only the messages of the last N runs.")
+        int | None, Field(ge=1, le=10_000, description="Only the last N runs.")
     ] = None,
-    limit: Annotated[int, Field(ge=1, le=1000, description="Most messages in this page.")] = 100,
+    limit: Annotated[int, Field(ge=1, le=1000, description="Messages per page.")] = 100,
     cursor: Cursor = None,
-    include_tool_messages: Annotated[bool, Field(description="Also return tool-use and tool-result messages.")] = False,
+    include_tool_messages: Annotated[bool, Field(description="Include tool messages.")] = False,
 ) -> Annotated[CallToolResult, ChatHistoryPage]:
     """Read a session's messages, oldest first, a page at a time."""
     page = await _store(ctx).get_chat_history(
@@ -159,7 +157,7 @@ async def get_tool_call_history(
     ctx: Context,
     session_id: SessionId,
     user_id: UserId = None,
-    limit: Annotated[int, Field(ge=1, le=200, description="Most tool calls in this page.")] = 20,
+    limit: Annotated[int, Field(ge=1, le=200, description="Tool calls per page.")] = 20,
     tool_name: Annotated[str | None, Field(max_length=200, description="Only calls of this tool.")] = None,
     cursor: Cursor = None,
 ) -> Annotated[CallToolResult, ToolCallPage]:
@@ -181,17 +179,14 @@ async def search_previous_sessions(
     ],
     user_id: UserId = None,
     num_sessions: Annotated[
-        int | None, Field(ge=1, le=100_000, description="Only search the user's N most recently updated sessions.")
+        int | None, Field(ge=1, le=100_000, description="Search only the N most recently updated sessions.")
     ] = None,
     exclude_session_id: Annotated[
         str | None, Field(pattern=ID_PATTERN, description="Leave this session out (e.g. the current one).")
     ] = None,
     limit: Annotated[int, Field(ge=1, le=100, description="Most results.")] = 10,
 ) -> Annotated[CallToolResult, SearchResults]:
-    """Full-text search over this user's earlier messages and tool calls, best matches first.
-
-    Messages with all the words rank first, then those with some of them.
-    """
+    """Full-text search of this user's earlier messages and tool calls; those with all the words rank first."""
     hits = await _store(ctx).search(
         _user(ctx, user_id), query, num_sessions=num_sessions, exclude_session_id=exclude_session_id, limit=limit
     )
@@ -201,12 +196,12 @@ async def search_previous_sessions(
 async def list_sessions(
     ctx: Context,
     user_id: UserId = None,
-    limit: Annotated[int, Field(ge=1, le=200, description="Most sessions in this page.")] = 20,
+    limit: Annotated[int, Field(ge=1, le=200, description="Sessions per page.")] = 20,
     cursor: Cursor = None,
     sort_by: Annotated[Literal["updated_at", "created_at"], Field(description="Sort key.")] = "updated_at",
     order: Annotated[Literal["desc", "asc"], Field(description="desc: newest first.")] = "desc",
     name_contains: Annotated[
-        str | None, Field(max_length=512, description="Only sessions whose name contains this text.")
+        str | None, Field(max_length=512, description="Only names containing this text.")
     ] = None,
 ) -> Annotated[CallToolResult, SessionPage]:
     """List this user's sessions, a page at a time, with the total count."""
@@ -229,10 +224,10 @@ async def update_session(
     session_id: SessionId,
     user_id: UserId = None,
     name: Annotated[str | None, Field(max_length=512, description="New name; an empty string clears it.")] = None,
-    metadata: Annotated[dict[str, Any] | None, Field(description="New metadata, replacing the old.")] = None,
-    state: Annotated[dict[str, Any] | None, Field(description="State changes (a JSON object).")] = None,
+    metadata: Annotated[dict[str, Any] | None, Field(description="Replaces the metadata.")] = None,
+    state: Annotated[dict[str, Any] | None, Field(description="State changes.")] = None,
     merge_state: Annotated[
-        bool, Field(description="true: merge top-level keys into the state; false: replace the whole state.")
+        bool, Field(description="Merge top-level keys into the state (true) or replace it (false).")
     ] = True,
 ) -> Annotated[CallToolResult, Session]:
     """Rename a session or change its metadata or state; fields you omit stay as they are."""

@@ -17,19 +17,17 @@ class AgentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(default=None, max_length=200, description="Claude model id for this session.")
-    system: str | None = Field(default=None, max_length=100_000, description="System prompt for this session.")
-    num_history_runs: int = Field(
-        default=3, ge=0, le=100, description="How many earlier completed runs go into the model's context."
-    )
+    model: str | None = Field(default=None, max_length=200, description="Claude model id.")
+    system: str | None = Field(default=None, max_length=100_000, description="System prompt.")
+    num_history_runs: int = Field(default=3, ge=0, le=100, description="Earlier completed runs in the model's context.")
     max_tokens: int | None = Field(default=None, ge=1, le=128_000, description="Output token cap per model call.")
-    auto_summary: bool = Field(default=False, description="Refresh the session summary after each completed run.")
+    auto_summary: bool = Field(default=False, description="Refresh the summary after each run.")
 
 
 class SessionSummary(BaseModel):
     summary: str
     topics: list[str]
-    run_count: int = Field(description="How many runs of the session this summary covers.")
+    run_count: int = Field(description="Runs the summary covers.")
     updated_at: str
 
 
@@ -135,13 +133,13 @@ class NewToolCall(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tool_name: str = Field(min_length=1, max_length=200, description="Name of the tool that was called.")
-    arguments: dict[str, Any] = Field(default_factory=dict, description="The arguments it was called with.")
-    result: Any = Field(default=None, description="What the tool returned (text or any JSON value).")
-    is_error: bool = Field(default=False, description="True when the tool call failed.")
-    duration_ms: float | None = Field(default=None, ge=0, description="How long the call took.")
+    tool_name: str = Field(min_length=1, max_length=200, description="The tool's name.")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="Its arguments.")
+    result: Any = Field(default=None, description="What it returned (any JSON).")
+    is_error: bool = Field(default=False, description="True if it failed.")
+    duration_ms: float | None = Field(default=None, ge=0, description="How long it took.")
     tool_call_id: str | None = Field(
-        default=None, max_length=128, description="The call's own id, if the host has one."
+        default=None, max_length=128, description="The host's id for the call, if any."
     )
 
 
