@@ -25,7 +25,7 @@ from mcp_server_sessions.store import (
     SessionStore,
     StoreError,
 )
-from mcp_server_sessions.store.limits import MAX_TOOL_CALLS_PER_RUN, text_bytes
+from mcp_server_sessions.store.limits import MAX_TOKENS, MAX_TOOL_CALLS_PER_RUN, text_bytes
 
 from . import agent_context, agent_tools
 from .model import ModelError, ModelGateway, explain_model_error
@@ -70,11 +70,11 @@ class _Turn:
         messages = [NewMessage(role="user", content=self.message), *(self.messages if whole else [])]
         if status != "completed" and self.partial and whole:
             messages.append(NewMessage(role="assistant", content=self.partial))
-        u = self.usage
+        u = {kind: min(count, MAX_TOKENS) for kind, count in self.usage.items()}  # absurd usage must not lose the run
         metrics = RunMetrics(
             input_tokens=u["input"],
             output_tokens=u["output"],
-            total_tokens=u["input"] + u["output"],
+            total_tokens=min(u["input"] + u["output"], MAX_TOKENS),
             cache_read_tokens=u["cache_read"],
             cache_write_tokens=u["cache_write"],
             duration_ms=round((time.perf_counter() - self.started) * 1000, 3),

@@ -33,13 +33,13 @@ class SessionsServer(MCPServer[Any]):
 
 def explain(tool: str, exc: ToolError) -> str:
     cause = exc.__cause__
-    if isinstance(cause, ValidationError):
-        return describe_validation(tool, cause)
     if isinstance(cause, StoreError | ModelError):
         return str(cause)
-    if isinstance(exc, UnexpectedToolError):
+    if isinstance(exc, UnexpectedToolError):  # from the tool body, even a ValidationError of a stored row
         logger.error("tool %s failed unexpectedly", tool, exc_info=cause)
         return f"The {tool} tool failed unexpectedly; the server logged the cause and is still serving, so retry."
+    if isinstance(cause, ValidationError):  # only the arguments' validation arrives as a plain ToolError
+        return describe_validation(tool, cause)
     return str(exc)
 
 

@@ -17,6 +17,12 @@ MAX_NAME_CHARS = 512
 MAX_TOOL_CALLS_PER_RUN = 128
 MAX_RUN_BYTES = 16_000_000
 RESULT_BUDGET_BYTES = 4_000_000  # UTF-8 bytes of one tool result's JSON; a page ends early to fit
+MAX_TOKENS = 1_000_000_000
+"""Most tokens of one kind a run may report (input, output, total, cache read, cache write)."""
+MAX_DURATION_MS = 10_000_000_000
+"""Longest duration a run or tool call may report: about 115 days."""
+MAX_SESSION_TOKENS = 2**53 - 1
+"""A session's token totals stop growing here: the largest integer a JavaScript client reads exactly."""
 MAX_QUERY_CHARS = 2_000  # characters of a search query read for words; any length is accepted
 
 _ID_RE = re.compile(ID_PATTERN)

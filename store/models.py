@@ -4,12 +4,19 @@ The store returns these models and the MCP tools return them unchanged, so a fie
 lives in exactly one place.
 """
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from .limits import MAX_DURATION_MS, MAX_TOKENS
 
 RunStatus = Literal["running", "completed", "paused", "cancelled", "error"]
 Role = Literal["user", "assistant", "tool"]
+
+TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+Milliseconds = Annotated[float, Field(ge=0, le=MAX_DURATION_MS, allow_inf_nan=False)]
+JsonValue = Annotated[Any, WithJsonSchema({"type": ["string", "number", "boolean", "object", "array", "null"]})]
+"""Any JSON value, with a schema that still names a type (strict schema checkers want one); number covers integers."""
 
 
 class AgentConfig(BaseModel):
@@ -22,6 +29,18 @@ class AgentConfig(BaseModel):
     num_history_runs: int = Field(default=3, ge=0, le=100, description="Earlier completed runs in the model's context.")
     max_tokens: int | None = Field(default=None, ge=1, le=128_000, description="Output token cap per model call.")
     auto_summary: bool = Field(default=False, description="Refresh the summary after each run.")
+
+
+class StoredAgentConfig(BaseModel):
+    """An AgentConfig as read back: no input bounds, unknown keys dropped, so a row an older version wrote reads."""
+
+    model_config = ConfigDict(from_attributes=True)  # an AgentConfig converts to it
+
+    model: str | None = None
+    system: str | None = None
+    num_history_runs: int = 3
+    max_tokens: int | None = None
+    auto_summary: bool = False
 
 
 class SessionSummary(BaseModel):
@@ -47,7 +66,7 @@ class Session(BaseModel):
     name: str | None
     state: dict[str, Any]
     metadata: dict[str, Any]
-    agent: AgentConfig | None
+    agent: StoredAgentConfig | None
     summary: SessionSummary | None
     run_count: int
     created_at: str
@@ -60,14 +79,29 @@ class RunMetrics(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input_tokens: int | None = Field(default=None, ge=0)
-    output_tokens: int | None = Field(default=None, ge=0)
-    total_tokens: int | None = Field(default=None, ge=0)
-    cache_read_tokens: int | None = Field(default=None, ge=0)
-    cache_write_tokens: int | None = Field(default=None, ge=0)
-    duration_ms: float | None = Field(default=None, ge=0)
-    time_to_first_token_ms: float | None = Field(default=None, ge=0)
+    input_tokens: TokenCount | None = None
+    output_tokens: TokenCount | None = None
+    total_tokens: TokenCount | None = None
+    cache_read_tokens: TokenCount | None = None
+    cache_write_tokens: TokenCount | None = None
+    duration_ms: Milliseconds | None = None
+    time_to_first_token_ms: Milliseconds | None = None
     model: str | None = Field(default=None, max_length=200)
+
+
+class StoredRunMetrics(BaseModel):
+    """RunMetrics as read back: no input bounds, unknown keys dropped, so a row an older version wrote reads."""
+
+    model_config = ConfigDict(from_attributes=True)  # a RunMetrics converts to it
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    duration_ms: float | None = None
+    time_to_first_token_ms: float | None = None
+    model: str | None = None
 
 
 class ToolCall(BaseModel):
@@ -75,7 +109,7 @@ class ToolCall(BaseModel):
     run_id: str
     tool_name: str
     arguments: dict[str, Any]
-    result: Any
+    result: JsonValue
     is_error: bool
     created_at: str
     duration_ms: float | None
@@ -88,7 +122,7 @@ class Run(BaseModel):
     input: str
     content: str | None
     tool_calls: list[ToolCall]
-    metrics: RunMetrics
+    metrics: StoredRunMetrics
     created_at: str
     error: str | None = Field(default=None, description="Why the run ended in error or was cut short.")
 
@@ -135,12 +169,10 @@ class NewToolCall(BaseModel):
 
     tool_name: str = Field(min_length=1, max_length=200, description="The tool's name.")
     arguments: dict[str, Any] = Field(default_factory=dict, description="Its arguments.")
-    result: Any = Field(default=None, description="What it returned (any JSON).")
+    result: JsonValue = Field(default=None, description="What it returned (any JSON).")
     is_error: bool = Field(default=False, description="True if it failed.")
-    duration_ms: float | None = Field(default=None, ge=0, description="How long it took.")
-    tool_call_id: str | None = Field(
-        default=None, max_length=128, description="The host's id for the call, if any."
-    )
+    duration_ms: Milliseconds | None = Field(default=None, description="How long it took.")
+    tool_call_id: str | None = Field(default=None, max_length=128, description="The host's id for the call, if any.")
 
 
 class NewMessage(BaseModel):

@@ -11,8 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidInput
-from .limits import MAX_RUN_BYTES, MAX_TOOL_CALLS_PER_RUN, check_id, dump_json, text_bytes
-from .models import AgentConfig, NewRun, Run, RunMetrics, Session, SessionMetrics, SessionSummary, ToolCall
+from .limits import MAX_RUN_BYTES, MAX_SESSION_TOKENS, MAX_TOOL_CALLS_PER_RUN, check_id, dump_json, text_bytes
+from .models import (
+    NewRun,
+    Run,
+    Session,
+    SessionMetrics,
+    SessionSummary,
+    StoredAgentConfig,
+    StoredRunMetrics,
+    ToolCall,
+)
 
 
 @dataclass(frozen=True)
@@ -101,25 +110,31 @@ def prepare_run(run: NewRun) -> PreparedRun:
 
 
 def row_to_session(row: sqlite3.Row, user_id: str) -> Session:
+    input_tokens, output_tokens = _total(row["input_tokens"]), _total(row["output_tokens"])
     return Session(
         session_id=row["session_id"],
         user_id=user_id,
         name=row["name"],
         state=json.loads(row["state"]),
         metadata=json.loads(row["metadata"]),
-        agent=AgentConfig.model_validate_json(row["agent"]) if row["agent"] else None,
+        agent=StoredAgentConfig.model_validate_json(row["agent"]) if row["agent"] else None,
         summary=SessionSummary.model_validate_json(row["summary"]) if row["summary"] else None,
         run_count=row["run_count"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         metrics=SessionMetrics(
-            input_tokens=row["input_tokens"],
-            output_tokens=row["output_tokens"],
-            total_tokens=row["input_tokens"] + row["output_tokens"],
-            cache_read_tokens=row["cache_read_tokens"],
-            cache_write_tokens=row["cache_write_tokens"],
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=_total(input_tokens + output_tokens),
+            cache_read_tokens=_total(row["cache_read_tokens"]),
+            cache_write_tokens=_total(row["cache_write_tokens"]),
         ),
     )
+
+
+def _total(value: float) -> int:
+    """A session's token total, saturated and whole even where an older version let it overflow into a REAL."""
+    return min(int(value), MAX_SESSION_TOKENS)
 
 
 def row_to_tool_call(row: sqlite3.Row) -> ToolCall:
@@ -144,7 +159,7 @@ def row_to_run(row: sqlite3.Row, session_id: str, tool_calls: list[ToolCall]) ->
         input=row["input"],
         content=row["content"],
         tool_calls=tool_calls,
-        metrics=RunMetrics.model_validate(metrics),
+        metrics=StoredRunMetrics.model_validate(metrics),
         created_at=row["created_at"],
         error=row["error"],
     )
@@ -219,11 +234,18 @@ def ensure_session(raw: sqlite3.Connection, user_pk: int, session_id: str, now: 
     return int(row[0])
 
 
+_ADD_TOKENS = ", ".join(
+    f"{column} = min({column} + ?, {MAX_SESSION_TOKENS})"
+    for column in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+)
+
+
 def add_to_session(raw: sqlite3.Connection, session_pk: int, runs: int, tokens: tuple[int, ...], now: str) -> None:
-    """Count new runs and their tokens (input, output, cache read, cache write) in the session's totals."""
+    """Count new runs and their tokens (input, output, cache read, cache write) in the session's totals.
+
+    Each total saturates at MAX_SESSION_TOKENS rather than overflowing SQLite's 64-bit integers into a REAL.
+    """
     raw.execute(
-        "UPDATE sessions SET run_count = run_count + ?, updated_at = ?, input_tokens = input_tokens + ?, "
-        "output_tokens = output_tokens + ?, cache_read_tokens = cache_read_tokens + ?, "
-        "cache_write_tokens = cache_write_tokens + ? WHERE pk = ?",
+        f"UPDATE sessions SET run_count = run_count + ?, updated_at = ?, {_ADD_TOKENS} WHERE pk = ?",
         (runs, now, *tokens, session_pk),
     )
