@@ -19,7 +19,7 @@ from typing import Any
 
 from mcp_server_sessions.server.cli import configure_logging
 
-from . import mcp_roundtrip, result_size, run_overhead, search_content
+from . import mcp_roundtrip, result_size, run_overhead, search_content, tools_list
 from .ours import ours_turns
 from .peers import agents_sdk_turns, agno_turns, markdown_table
 from .store_suite import figures_table, run_suite
@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> None:
         sizes = asyncio.run(result_size.main_async(quick))
         report["result_size"] = sizes
         sections.append("## Largest legal requests: bytes returned, server peak RSS\n\n" + result_size.markdown(sizes))
+
+        tools = asyncio.run(tools_list.measure())  # the same in quick and full runs: it is a size, not a timing
+        report["tools_list"] = tools
+        sections.append("## What tools/list costs a host's context\n\n" + tools_list.markdown(tools))
 
     report["seconds"] = round(time.perf_counter() - started, 1)
     sections.append(f"Total time: {report['seconds']} s.")
