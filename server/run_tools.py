@@ -79,8 +79,8 @@ async def summarize_session(
         ),
     ] = None,
 ) -> Annotated[CallToolResult, SummaryResult]:
-    """Summarize a session with Claude, building on its previous summary; the summary is stored on the session
-    and goes into later runs' context."""
+    """Summarize a session with Claude, building on its previous summary; the summary is stored and goes into
+    later runs' context."""
     context = app(ctx)
     summary = await summarize(
         context.store, context.gateway, context.settings.model, user_id or context.settings.user, session_id, prompt

@@ -110,10 +110,8 @@ async def record_run(
         Field(pattern=ID_PATTERN, description="Your id for the turn; retries with it store the turn once."),
     ] = None,
 ) -> Annotated[CallToolResult, Run]:
-    """Store a turn you ran yourself (message, tool calls, reply) at once, starting the session if new.
-
-    Pass run_id to make retries safe.
-    """
+    """Store a turn you ran yourself (message, tool calls, reply) at once, starting the session if new; pass
+    run_id to make retries safe."""
     calls = tool_calls or []
     messages = [NewMessage(role="user", content=input)]
     messages += [NewMessage(role="tool", content=rendering.tool_call_line(call), is_tool=True) for call in calls]
@@ -214,7 +212,7 @@ async def list_sessions(
 async def get_session(
     ctx: Context, session_id: SessionId, user_id: UserId = None
 ) -> Annotated[CallToolResult, Session]:
-    """Read one session: name, state, metadata, agent settings, summary and run count."""
+    """Read one session: its state, metadata, agent settings, summary and totals."""
     session = await _store(ctx).get_session(_user(ctx, user_id), session_id)
     return result(session, rendering.session(session))
 
@@ -240,7 +238,7 @@ async def update_session(
 async def delete_session(
     ctx: Context, session_id: SessionId, user_id: UserId = None
 ) -> Annotated[CallToolResult, DeletedSession]:
-    """Delete a session for good, with its runs, messages, tool calls and search entries."""
+    """Delete a session and all its runs, messages and tool calls, for good."""
     await _store(ctx).delete_session(_user(ctx, user_id), session_id)
     return result(DeletedSession(session_id=session_id, deleted=True), f"Deleted session {session_id!r}.")
 
