@@ -15,6 +15,7 @@ from .model import ModelGateway
 from .run_tools import register_run_tools
 from .schemas import compact_tools
 from .settings import Settings
+from .stdio import stdio_transport
 from .tools import register_tools
 
 INSTRUCTIONS = (
@@ -63,7 +64,9 @@ def serve(settings: Settings) -> None:
 async def _serve_stdio(settings: Settings) -> None:
     # Opened before the transport starts, so a bad --db fails at once, not at the first request.
     store = await SqliteStore.open(settings.db_path)
-    await build_server(settings, store).run_stdio_async()
+    session_loop = build_server(settings, store)._lowlevel_server  # the SDK's own stdio reader drops bad lines
+    async with stdio_transport() as (read_stream, write_stream):
+        await session_loop.run(read_stream, write_stream, session_loop.create_initialization_options())
 
 
 def _version() -> str:
