@@ -97,7 +97,7 @@ async def run_turn(
     store: SessionStore, gateway: ModelGateway, default_model: str, request: RunRequest, progress: Progress
 ) -> Run:
     """Run one turn; raises ModelError (after storing the run as `error`) when the model fails."""
-    client = gateway.client()
+    client = await gateway.client()
     text_bytes(request.message, "message")  # refuse before paying for a model call the store would refuse
     session, _ = await store.start_session(request.user_id, request.session_id)
     config = session.agent or AgentConfig()

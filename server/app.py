@@ -36,6 +36,7 @@ def build_server(settings: Settings, store: SessionStore | None = None) -> MCPSe
         gateway = ModelGateway(timeout_s=settings.model_timeout_s, max_retries=settings.model_max_retries)
         try:
             async with anyio.create_task_group() as background:
+                background.start_soon(gateway.warm_up)
                 yield AppContext(store=opened, settings=settings, gateway=gateway, background=background)
                 background.cancel_scope.cancel()
         finally:

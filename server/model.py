@@ -1,12 +1,16 @@
 """Access to Claude through the `anthropic` SDK, and its errors mapped onto ours.
 
-The SDK is imported on first use: importing it costs about a second of start-up, and most
-tool calls never need a model.
+Importing the SDK (and building its client) takes about a second, so it never happens at
+start-up nor on the event loop: it runs on a worker thread, begun right after start when
+credentials are set (`warm_up`), and awaited by the first tool that needs the model. A
+`get_session` sent meanwhile is answered as usual.
 """
 
 import logging
 import os
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -27,22 +31,39 @@ class ModelGateway:
         self._timeout_s = timeout_s
         self._max_retries = max_retries
         self._client: AsyncAnthropic | None = None
+        self._creating = anyio.Lock()
 
-    def client(self) -> "AsyncAnthropic":
-        if not any(os.environ.get(name) for name in _CREDENTIAL_VARIABLES):
+    async def client(self) -> "AsyncAnthropic":
+        if not has_credentials():
             raise ModelError(
                 "This tool calls Claude and needs ANTHROPIC_API_KEY in the server's environment; "
                 "set it in the client's server configuration and restart the server."
             )
-        if self._client is None:
-            from anthropic import AsyncAnthropic
-
-            self._client = AsyncAnthropic(timeout=self._timeout_s, max_retries=self._max_retries)
+        async with self._creating:
+            if self._client is None:
+                self._client = await anyio.to_thread.run_sync(self._create)
         return self._client
+
+    async def warm_up(self) -> None:
+        """Import the SDK and build the client ahead of the first run, off the event loop."""
+        if has_credentials():
+            try:
+                await self.client()
+            except Exception:
+                logger.warning("could not prepare the model client; the first run will try again", exc_info=True)
+
+    def _create(self) -> "AsyncAnthropic":
+        from anthropic import AsyncAnthropic
+
+        return AsyncAnthropic(timeout=self._timeout_s, max_retries=self._max_retries)
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+
+def has_credentials() -> bool:
+    return any(os.environ.get(name) for name in _CREDENTIAL_VARIABLES)
 
 
 def explain_model_error(exc: Exception) -> ModelError:

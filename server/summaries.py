@@ -42,7 +42,7 @@ async def summarize(
     session_id: str,
     prompt: str | None = None,
 ) -> SessionSummary:
-    client = gateway.client()
+    client = await gateway.client()
     session = await store.get_session(user_id, session_id)
     previous = session.summary
     runs, run_count = await store.runs_for_summary(user_id, session_id, previous.run_count if previous else 0)
