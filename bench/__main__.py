@@ -19,7 +19,7 @@ from typing import Any
 
 from mcp_server_sessions.server.cli import configure_logging
 
-from . import mcp_roundtrip, result_size, run_overhead, search_content, tools_list
+from . import first_run, mcp_roundtrip, result_size, run_overhead, search_content, tools_list
 from .ours import ours_turns
 from .peers import agents_sdk_turns, agno_turns, markdown_table
 from .store_suite import figures_table, run_suite
@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> None:
         overhead = asyncio.run(run_overhead.main_async(run_lengths, 10 if quick else 100))
         report["run_overhead"] = overhead
         sections.append("## Server overhead per `run` (test double as the model)\n\n" + run_overhead.markdown(overhead))
+
+        first = asyncio.run(first_run.measure(1 if quick else 5))
+        report["first_run"] = first
+        sections.append("## Other calls during a fresh server's first `run`\n\n" + first_run.markdown(first))
 
         sizes = asyncio.run(result_size.main_async(quick))
         report["result_size"] = sizes
