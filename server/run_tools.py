@@ -50,7 +50,7 @@ async def run(
     max_tokens: Annotated[int | None, Field(ge=1, le=128_000, description="Output token cap per model call.")] = None,
 ) -> Annotated[CallToolResult, Run]:
     """Send a message to Claude in a session: it sees the summary, state and recent runs, may use session
-    tools, and the turn is stored; progress notifications stream the text."""
+    tools; the turn is stored and progress streams the text."""
     context = app(ctx)
     user = user_id or context.settings.user
     streamed = 0
@@ -79,8 +79,8 @@ async def summarize_session(
         ),
     ] = None,
 ) -> Annotated[CallToolResult, SummaryResult]:
-    """Summarize a session with Claude, building on its previous summary; the summary is stored and goes into
-    later runs' context."""
+    """Summarize a session with Claude, building on its previous summary; stored, and used in later runs'
+    context."""
     context = app(ctx)
     summary = await summarize(
         context.store, context.gateway, context.settings.model, user_id or context.settings.user, session_id, prompt

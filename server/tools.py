@@ -62,7 +62,7 @@ class StartedSession(Session):
 def register_tools(server: MCPServer[Any]) -> None:
     for tool, annotations in (
         (start_session, WRITES),
-        (record_run, WRITES.model_copy(update={"idempotent_hint": True})),
+        (record_run, WRITES),  # idempotent only when the caller passes a run_id
         (get_chat_history, READ_ONLY),
         (get_tool_call_history, READ_ONLY),
         (search_previous_sessions, READ_ONLY),
@@ -88,7 +88,7 @@ async def start_session(
         AgentConfig | None, Field(description="How `run` calls Claude in this session.")
     ] = None,
 ) -> Annotated[CallToolResult, StartedSession]:
-    """Start a session, or continue this user's session with this id (returned unchanged, created=false)."""
+    """Start a session, or get this user's existing one with this id unchanged (created=false)."""
     session, created = await _store(ctx).start_session(
         _user(ctx, user_id), session_id, name=name, state=state, metadata=metadata, agent=agent
     )
@@ -110,8 +110,8 @@ async def record_run(
         Field(pattern=ID_PATTERN, description="Your id for the turn; retries with it store the turn once."),
     ] = None,
 ) -> Annotated[CallToolResult, Run]:
-    """Store a turn you ran yourself (message, tool calls, reply) at once, starting the session if new; pass
-    run_id to make retries safe."""
+    """Store a turn you ran yourself, starting the session if new. Pass run_id to make retries safe:
+    without it each call stores a new run."""
     calls = tool_calls or []
     messages = [NewMessage(role="user", content=input)]
     messages += [NewMessage(role="tool", content=rendering.tool_call_line(call), is_tool=True) for call in calls]
@@ -139,7 +139,7 @@ async def get_chat_history(
     cursor: Cursor = None,
     include_tool_messages: Annotated[bool, Field(description="Include tool messages.")] = False,
 ) -> Annotated[CallToolResult, ChatHistoryPage]:
-    """Read a session's messages, oldest first, a page at a time."""
+    """A session's messages, oldest first, a page at a time."""
     page = await _store(ctx).get_chat_history(
         _user(ctx, user_id),
         session_id,
@@ -159,7 +159,7 @@ async def get_tool_call_history(
     tool_name: Annotated[str | None, Field(max_length=200, description="Only calls of this tool.")] = None,
     cursor: Cursor = None,
 ) -> Annotated[CallToolResult, ToolCallPage]:
-    """Read the tool calls made in a session, newest first."""
+    """A session's tool calls, newest first."""
     page = await _store(ctx).get_tool_calls(
         _user(ctx, user_id), session_id, limit=limit, tool_name=tool_name, cursor=cursor
     )
@@ -184,7 +184,7 @@ async def search_previous_sessions(
     ] = None,
     limit: Annotated[int, Field(ge=1, le=100, description="Most results.")] = 10,
 ) -> Annotated[CallToolResult, SearchResults]:
-    """Full-text search of this user's earlier messages and tool calls; those with all the words rank first."""
+    """Search this user's earlier messages and tool calls; those with all the words rank first."""
     hits = await _store(ctx).search(
         _user(ctx, user_id), query, num_sessions=num_sessions, exclude_session_id=exclude_session_id, limit=limit
     )
@@ -212,7 +212,7 @@ async def list_sessions(
 async def get_session(
     ctx: Context, session_id: SessionId, user_id: UserId = None
 ) -> Annotated[CallToolResult, Session]:
-    """Read one session: its state, metadata, agent settings, summary and totals."""
+    """Read one session with its state, metadata, agent, summary and totals."""
     session = await _store(ctx).get_session(_user(ctx, user_id), session_id)
     return result(session, rendering.session(session))
 
@@ -227,10 +227,19 @@ async def update_session(
     merge_state: Annotated[
         bool, Field(description="Merge top-level keys into the state (true) or replace it (false).")
     ] = True,
+    agent: Annotated[
+        AgentConfig | None, Field(description="Settings to change, field by field.")
+    ] = None,
 ) -> Annotated[CallToolResult, Session]:
-    """Rename a session or change its metadata or state; fields you omit stay as they are."""
+    """Change a session's name, metadata, state or agent settings; what you omit stays."""
     session = await _store(ctx).update_session(
-        _user(ctx, user_id), session_id, name=name, metadata=metadata, state=state, merge_state=merge_state
+        _user(ctx, user_id),
+        session_id,
+        name=name,
+        metadata=metadata,
+        state=state,
+        merge_state=merge_state,
+        agent=agent,
     )
     return result(session, rendering.session(session))
 
@@ -238,7 +247,7 @@ async def update_session(
 async def delete_session(
     ctx: Context, session_id: SessionId, user_id: UserId = None
 ) -> Annotated[CallToolResult, DeletedSession]:
-    """Delete a session and all its runs, messages and tool calls, for good."""
+    """Delete a session with all its runs, messages and tool calls."""
     await _store(ctx).delete_session(_user(ctx, user_id), session_id)
     return result(DeletedSession(session_id=session_id, deleted=True), f"Deleted session {session_id!r}.")
 

@@ -57,6 +57,11 @@ def dump_json(value: Any, what: str, limit: int = MAX_JSON_BYTES) -> str:
     return text
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two JSON values are the same as JSON (key order aside; 1, 1.0 and true differ)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 def check_name(name: str | None) -> str | None:
     if name is not None and len(name) > MAX_NAME_CHARS:
         raise InvalidInput(f"name is {len(name)} characters, over the limit of {MAX_NAME_CHARS}.")

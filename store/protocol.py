@@ -69,9 +69,12 @@ class SessionStore(Protocol):
         metadata: dict[str, Any] | None = None,
         state: dict[str, Any] | None = None,
         merge_state: bool = True,
+        agent: AgentConfig | None = None,
     ) -> Session:
-        """Change the given fields only; `state` is merged by top-level key unless `merge_state` is False.
+        """Change the given fields only; `state` is merged by top-level key unless `merge_state` is False,
+        and `agent` field by field (the fields set on it replace the stored ones).
 
+        A call that changes nothing writes nothing and leaves `updated_at` as it was.
         Raises SessionNotFound, InvalidInput.
         """
 

@@ -13,7 +13,7 @@ from . import sqlite_history as history
 from .clock import utc_now
 from .cursor import SECRET_BYTES, CursorSealer
 from .errors import InvalidInput, SessionNotFound
-from .limits import check_id, check_name, dump_json
+from .limits import check_id, check_name, dump_json, same_json
 from .models import (
     AgentConfig,
     ChatHistoryPage,
@@ -170,6 +170,7 @@ class SqliteStore:
         metadata: dict[str, Any] | None = None,
         state: dict[str, Any] | None = None,
         merge_state: bool = True,
+        agent: AgentConfig | None = None,
     ) -> Session:
         check_name(name)
         metadata_json = dump_json(metadata, "metadata") if metadata is not None else None
@@ -179,14 +180,26 @@ class SqliteStore:
         def body(raw: sqlite3.Connection) -> Session:
             user_pk = self._user_pk(raw, user_id, session_id)
             current = self._load_session(raw, user_id, user_pk, session_id)
-            new_state = None
+            changes: dict[str, Any] = {}
+            if name is not None and (name or None) != current.name:
+                changes["name"] = name or None
+            if metadata_json is not None and not same_json(metadata, current.metadata):
+                changes["metadata"] = metadata_json
             if state is not None:
-                new_state = dump_json({**current.state, **state} if merge_state else state, "state")
+                new_state = {**current.state, **state} if merge_state else state
+                if not same_json(new_state, current.state):
+                    changes["state"] = dump_json(new_state, "state")
+            if agent is not None:
+                stored = (current.agent or AgentConfig()).model_dump()
+                new_agent = {**stored, **agent.model_dump(include=agent.model_fields_set)}
+                if current.agent is None or not same_json(new_agent, stored):
+                    changes["agent"] = dump_json(new_agent, "agent")
+            if not changes:
+                return current
+            assignments = "".join(f"{column} = ?, " for column in changes)
             raw.execute(
-                "UPDATE sessions SET name = CASE WHEN ? THEN ? ELSE name END, "
-                "metadata = coalesce(?, metadata), state = coalesce(?, state), updated_at = ? "
-                "WHERE user_pk = ? AND session_id = ?",
-                (name is not None, name or None, metadata_json, new_state, utc_now(), user_pk, session_id),
+                f"UPDATE sessions SET {assignments}updated_at = ? WHERE user_pk = ? AND session_id = ?",
+                (*changes.values(), utc_now(), user_pk, session_id),
             )
             return self._load_session(raw, user_id, user_pk, session_id)
 
