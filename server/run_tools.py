@@ -18,7 +18,7 @@ from .tools import SessionId, UserId, result
 
 logger = logging.getLogger(__name__)
 
-MODEL_CALL = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+MODEL_CALL = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
 
 class SummaryResult(BaseModel):
@@ -47,7 +47,7 @@ async def run(
     ] = None,
     system: Annotated[str | None, Field(max_length=100_000, description="System prompt for this run only.")] = None,
     model: Annotated[str | None, Field(max_length=200, description="Claude model id for this run only.")] = None,
-    max_tokens: Annotated[int | None, Field(ge=1, le=128_000, description="Output token cap per model call.")] = None,
+    max_tokens: Annotated[int | None, Field(ge=1, le=128_000, description="Output token cap per call.")] = None,
 ) -> Annotated[CallToolResult, Run]:
     """Send a message to Claude in a session: it sees the summary, state and recent runs, may use session
     tools; the turn is stored and progress streams the text."""
@@ -75,7 +75,7 @@ async def summarize_session(
     prompt: Annotated[
         str | None,
         Field(
-            max_length=20_000, description="Replaces the default instructions (the conversation is still given)."
+            max_length=20_000, description="Replaces the default instructions."
         ),
     ] = None,
 ) -> Annotated[CallToolResult, SummaryResult]:

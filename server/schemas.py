@@ -59,20 +59,39 @@ def _compact(schema: dict[str, Any], direction: Direction, root: bool = False) -
         elif key == "type" and isinstance(value, list) and "number" in value:
             value = [kind for kind in value if kind != "integer"]
         compacted[key] = value
-    return _without_null_branch(compacted, direction, optional="default" in schema and schema["default"] is None)
+    compacted = _nullable_as_type(compacted)
+    if root and direction == "input" and "properties" in compacted:
+        # A parameter left out and one sent as null mean the same to the tool, so null is not offered; inside
+        # an object argument null stays, since there it can mean something (update_session's agent: clear).
+        omitted_is_null = {
+            name for name, sub in schema["properties"].items() if "default" in sub and sub["default"] is None
+        }
+        compacted["properties"] = {
+            name: _not_null(sub) if name in omitted_is_null else sub for name, sub in compacted["properties"].items()
+        }
+    return compacted
 
 
-def _without_null_branch(schema: dict[str, Any], direction: Direction, optional: bool) -> dict[str, Any]:
+def _nullable_as_type(schema: dict[str, Any]) -> dict[str, Any]:
+    """`anyOf: [T, null]` as `type: [T, "null"]` where T is one plain type."""
     branches = schema.get("anyOf")
     if not branches or len(branches) != 2 or _NULL not in branches:
         return schema
     other = next(branch for branch in branches if branch != _NULL)
+    if not isinstance(other.get("type"), str) or {"enum", "const", "$ref"} & other.keys():
+        return schema
     rest = {key: value for key, value in schema.items() if key != "anyOf"}
-    if direction == "input":
-        # An optional parameter is omitted, not sent as null; the server still accepts null.
-        return {**other, **rest} if optional else schema
-    if isinstance(other.get("type"), str) and not {"enum", "const", "$ref"} & other.keys():
-        return {**other, **rest, "type": [other["type"], "null"]}
+    return {**other, **rest, "type": [other["type"], "null"]}
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    if _NULL in schema.get("anyOf", []) and len(schema["anyOf"]) == 2:
+        return {**next(branch for branch in schema["anyOf"] if branch != _NULL), **rest}
+    kinds = schema.get("type")
+    if isinstance(kinds, list) and "null" in kinds:
+        kept = [kind for kind in kinds if kind != "null"]
+        return {**schema, "type": kept[0] if len(kept) == 1 else kept}
     return schema
 
 

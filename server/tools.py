@@ -28,20 +28,21 @@ from . import budget, rendering
 from .context import app
 
 SessionId = Annotated[
-    str, Field(pattern=ID_PATTERN, description="The session's id.")
+    str, Field(pattern=ID_PATTERN, description="Session id.")
 ]
 UserId = Annotated[
     str | None,
     Field(
         pattern=ID_PATTERN,
-        description="Whose sessions; omit for the server's user.",
+        description="Owner; omit for the server's user.",
     ),
 ]
 Cursor = Annotated[
     str | None, Field(max_length=1000, description="next_cursor from the last page.")
 ]
 
-# destructive_hint and idempotent_hint mean nothing for a read-only tool (MCP spec), so they are not sent.
+# destructive_hint and idempotent_hint mean nothing for a read-only tool, and idempotent_hint is false unless
+# sent (MCP spec), so those are not sent.
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
@@ -69,7 +70,7 @@ def register_tools(server: MCPServer[Any]) -> None:
         (list_sessions, READ_ONLY),
         (get_session, READ_ONLY),
         (update_session, WRITES.model_copy(update={"idempotent_hint": True})),
-        (delete_session, WRITES.model_copy(update={"destructive_hint": True, "idempotent_hint": False})),
+        (delete_session, WRITES.model_copy(update={"destructive_hint": True})),
     ):
         server.add_tool(tool, annotations=annotations)
 
@@ -177,10 +178,10 @@ async def search_previous_sessions(
     ],
     user_id: UserId = None,
     num_sessions: Annotated[
-        int | None, Field(ge=1, le=100_000, description="Search only the N most recently updated sessions.")
+        int | None, Field(ge=1, le=100_000, description="Only the N latest updated sessions.")
     ] = None,
     exclude_session_id: Annotated[
-        str | None, Field(pattern=ID_PATTERN, description="Leave this session out (e.g. the current one).")
+        str | None, Field(pattern=ID_PATTERN, description="Session to leave out.")
     ] = None,
     limit: Annotated[int, Field(ge=1, le=100, description="Most results.")] = 10,
 ) -> Annotated[CallToolResult, SearchResults]:
@@ -225,7 +226,7 @@ async def update_session(
     metadata: Annotated[dict[str, Any] | None, Field(description="Replaces the metadata.")] = None,
     state: Annotated[dict[str, Any] | None, Field(description="State changes.")] = None,
     merge_state: Annotated[
-        bool, Field(description="Merge top-level keys into the state (true) or replace it (false).")
+        bool, Field(description="true: merge top-level keys into the state; false: replace it.")
     ] = True,
     agent: Annotated[
         AgentConfig | None, Field(description="Settings to change, field by field.")

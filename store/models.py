@@ -27,7 +27,7 @@ class AgentConfig(BaseModel):
     model: str | None = Field(default=None, max_length=200, description="Claude model id.")
     system: str | None = Field(default=None, max_length=100_000, description="System prompt.")
     num_history_runs: int = Field(default=3, ge=0, le=100, description="Earlier runs in context.")
-    max_tokens: int | None = Field(default=None, ge=1, le=128_000, description="Output token cap per model call.")
+    max_tokens: int | None = Field(default=None, ge=1, le=128_000, description="Output token cap per call.")
     auto_summary: bool = Field(default=False, description="Refresh the summary after each run.")
 
 

@@ -74,6 +74,9 @@ async def test_optional_parameters_are_plain_types_and_nullable_results_stay_nul
     tools = {tool["name"]: tool for tool in await listed(client)}
     assert tools["list_sessions"]["inputSchema"]["properties"]["user_id"]["type"] == "string"
     assert "anyOf" not in tools["record_run"]["inputSchema"]["properties"]["tool_calls"]
+    # Inside an object argument null can mean something (update_session's agent: clear that setting): it stays.
+    agent = tools["update_session"]["inputSchema"]["properties"]["agent"]
+    assert agent["type"] == "object" and agent["properties"]["model"]["type"] == ["string", "null"]
     run = tools["record_run"]["outputSchema"]["properties"]
     assert run["content"]["type"] == ["string", "null"]
     assert tools["get_session"]["outputSchema"]["properties"]["agent"]["type"] == ["object", "null"]
