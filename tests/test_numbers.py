@@ -7,7 +7,6 @@ session's token totals saturate at 2**53 - 1 so JavaScript clients read them exa
 import json
 import logging
 import sqlite3
-import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,10 @@ from typing import Any
 import anyio
 import pytest
 from anthropic_double import MessagesDouble, text
-from anyio.streams.buffered import BufferedByteReceiveStream
 from conftest import call_error, call_ok, table_counts
 from mcp import Client
 from pydantic import ValidationError
+from test_stdio_wire import raw_session
 
 pytestmark = pytest.mark.anyio
 
@@ -216,13 +215,18 @@ def subschemas(schema: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
+def kinds_of(schema: dict[str, Any]) -> list[str]:
+    kinds = schema.get("type", [])
+    return [kinds] if isinstance(kinds, str) else list(kinds)
+
+
 async def test_every_number_parameter_has_both_bounds(client: Client) -> None:
     tools = (await client.list_tools()).tools
     numbers = [
         (f"{tool.name}{path}", schema)
         for tool in tools
         for path, schema in subschemas(tool.input_schema)
-        if schema.get("type") in ("integer", "number")
+        if set(kinds_of(schema)) - {"null"} in ({"integer"}, {"number"})  # not `result`, which is any JSON value
     ]
     assert len(numbers) > 10
     for where, schema in numbers:
@@ -281,36 +285,26 @@ NON_FINITE = [
 
 
 async def test_infinity_and_nan_literals_over_stdio_are_refused_not_stored_as_null(db_path: Path) -> None:
-    command = [sys.executable, "-m", "mcp_server_sessions.server", "--db", str(db_path), "--user", "alice"]
-    answers: dict[Any, dict[str, Any]] = {}
-    with anyio.fail_after(30):
-        async with await anyio.open_process(command) as process:
-            assert process.stdin and process.stdout
-            lines = BufferedByteReceiveStream(process.stdout)
-
-            async def send(message: str) -> None:
-                await process.stdin.send(message.encode() + b"\n")  # type: ignore[union-attr]
-
-            async def answer_to(request_id: int) -> dict[str, Any]:
-                while request_id not in answers:
-                    answer = json.loads(await lines.receive_until(b"\n", 10_000_000))
-                    answers[answer.get("id")] = answer
-                return answers[request_id]
-
-            hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-            await send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}))
-            await answer_to(1)
-            await send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            for request_id, (extra, literal) in enumerate(NON_FINITE, start=2):
+    with anyio.fail_after(60):
+        async with raw_session(db_path) as session:
+            for request_id, (extra, literal) in enumerate(NON_FINITE, start=1):
                 params = {"name": "record_run", "arguments": {"session_id": "s1", "input": "x", "output": "y", **extra}}
                 call = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
-                await send(call.replace('"<N>"', literal))
-            refusals = [await answer_to(request_id) for request_id in range(2, 2 + len(NON_FINITE))]
-            await process.stdin.aclose()
-            await process.wait()
+                await session.send(call.replace('"<N>"', literal))
+            refusals = [await session.answer_to(request_id) for request_id in range(1, 1 + len(NON_FINITE))]
     for refusal, (extra, literal) in zip(refusals, NON_FINITE, strict=True):
         assert refusal["result"]["isError"] is True, (extra, literal, refusal)
         message = refusal["result"]["content"][0]["text"]
         assert "duration_ms" in message or "first_token_ms" in message, message
         assert "finite" in message, message
     assert table_counts(db_path)["runs"] == 0
+
+
+async def test_a_huge_integer_inside_state_round_trips_exactly_over_stdio(db_path: Path) -> None:
+    with anyio.fail_after(60):
+        async with raw_session(db_path) as session:
+            await session.call(1, "start_session", {"session_id": "s1", "state": {"n": 10**30}})
+            await session.answer_to(1)
+            await session.call(2, "get_session", {"session_id": "s1"})
+            answer = await session.answer_to(2)
+    assert answer["result"]["structuredContent"]["state"] == {"n": 10**30}
