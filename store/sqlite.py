@@ -30,7 +30,7 @@ from .models import (
 from .pages import fill_page
 from .process_owner import current_owner, owner_is_gone
 from .protocol import Order, SortKey
-from .sqlite_connection import Connection, prepare_file, read, write
+from .sqlite_connection import Connection, make_companions_private, prepare_file, read, write
 from .sqlite_rows import add_to_session, ensure_session, load_run, prepare_run, row_to_session, write_run
 from .sqlite_schema import MIGRATIONS, Migration, migrate
 from .sqlite_search import search_user
@@ -65,6 +65,7 @@ class SqliteStore:
             await writer.run(lambda raw: migrate(raw, migrations))
             if str(database) != ":memory:":
                 reader = await Connection.open(str(path), inline=True)
+                make_companions_private(path)
             store = cls(writer, reader, CursorSealer(await writer.run(_cursor_secret)))
             await store.recover_interrupted_runs()
         except BaseException:
