@@ -32,6 +32,8 @@ class RawSession:
     process: Process
     lines: BufferedByteReceiveStream
     answers: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    logged: str = ""
+    """Everything the server wrote to stderr, once the session is over."""
 
     async def send(self, line: bytes | str) -> None:
         assert self.process.stdin is not None
@@ -64,9 +66,10 @@ async def raw_session(db_path: Path) -> AsyncIterator[RawSession]:
         await session.answer_to(0)
         await session.send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
         yield session
-        assert process.stdin is not None
+        assert process.stdin is not None and process.stderr is not None
         await process.stdin.aclose()
         await process.wait()
+        session.logged = b"".join([chunk async for chunk in process.stderr]).decode()
 
 
 def one_sentence(error: dict[str, Any]) -> str:
@@ -185,6 +188,4 @@ async def test_each_refused_line_is_logged_at_warning_on_stderr(db_path: Path) -
             await session.send("not json")
             await session.answer_to(None)
             await session.still_serving(2)
-        assert session.process.stderr is not None
-        logged = b"".join([chunk async for chunk in session.process.stderr]).decode()
-    assert "WARNING" in logged and "not valid JSON" in logged, logged
+    assert "WARNING" in session.logged and "not valid JSON" in session.logged, session.logged
