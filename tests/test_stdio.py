@@ -17,6 +17,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from conftest import READ_TOOLS, STORE_TOOLS, call_ok
 from mcp import Client, StdioServerParameters
 
+from mcp_server_sessions.store.sqlite_purge import PURGING_USER
+
 TOOLS = set(STORE_TOOLS)
 
 START_TIMEOUT = 30  # generous: a server takes ~1 s to start, more on a loaded 2-core machine
@@ -235,7 +237,8 @@ async def test_user_comes_from_the_flag_then_the_environment(tmp_path: Path) -> 
             assert (await call_ok(client, "get_session", session_id="s", user_id="envuser"))["run_count"] == 1
             assert not (await call_ok(client, "search_previous_sessions", query="hello"))["results"]
     with closing(sqlite3.connect(db)) as conn:
-        assert {row[0] for row in conn.execute("SELECT user_id FROM users")} == {"envuser", "flaguser"}
+        users = {row[0] for row in conn.execute("SELECT user_id FROM users")}
+    assert users - {PURGING_USER} == {"envuser", "flaguser"}  # PURGING_USER: the owner of sessions being deleted
 
 
 @pytest.mark.anyio
@@ -349,6 +352,7 @@ def start_and_expect_refusal(tmp_path: Path, db: Path, *, greet: bool = True) ->
 
 def test_a_file_from_a_newer_schema_is_refused_with_one_clear_line(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
+    db.touch(mode=0o600)  # a file others could read would add a warning line
     with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute(
             "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
