@@ -31,6 +31,7 @@ from .pages import fill_page
 from .process_owner import current_owner, owner_is_gone
 from .protocol import Order, SortKey
 from .sqlite_connection import Connection, make_companions_private, prepare_file, read, write
+from .sqlite_purge import Purger, purge_step, vanish
 from .sqlite_rows import add_to_session, ensure_session, load_run, prepare_run, row_to_session, write_run
 from .sqlite_schema import MIGRATIONS, Migration, migrate
 from .sqlite_search import search_user
@@ -49,10 +50,12 @@ class SqliteStore:
         self._reader = reader
         self._cursors = cursors
         self._user_pks: dict[str, int] = {}
+        self._purger = Purger(writer)
 
     @classmethod
     async def open(cls, database: str | Path, migrations: tuple[Migration, ...] = MIGRATIONS) -> "SqliteStore":
-        """Open (creating and migrating as needed) and mark runs interrupted by a crash."""
+        """Open (creating and migrating as needed), mark runs interrupted by a crash and resume the
+        purge of sessions deleted by a process that stopped before it finished."""
         if str(database) == ":memory:":
             writer = await Connection.open(":memory:")
             reader = writer
@@ -68,6 +71,7 @@ class SqliteStore:
                 make_companions_private(path)
             store = cls(writer, reader, CursorSealer(await writer.run(_cursor_secret)))
             await store.recover_interrupted_runs()
+            await store._purger.resume()
         except BaseException:
             await writer.close()
             if reader is not writer:
@@ -76,6 +80,8 @@ class SqliteStore:
         return store
 
     async def close(self) -> None:
+        """Close the connections; a purge in progress stops and resumes at the next open."""
+        await self._purger.stop()
         if self._reader is not self._writer:
             await self._reader.close()
         await self._writer.close()
@@ -207,19 +213,22 @@ class SqliteStore:
         return await self._writer.run(write(body))
 
     async def delete_session(self, user_id: str, session_id: str) -> None:
-        def body(raw: sqlite3.Connection) -> None:
-            session_pk = self._session_pk(raw, user_id, session_id)
-            raw.execute(
-                "DELETE FROM search_index WHERE rowid IN (SELECT pk * 2 FROM messages WHERE session_pk = ?)",
-                (session_pk,),
-            )
-            raw.execute(
-                "DELETE FROM search_index WHERE rowid IN (SELECT pk * 2 + 1 FROM tool_calls WHERE session_pk = ?)",
-                (session_pk,),
-            )
-            raw.execute("DELETE FROM sessions WHERE pk = ?", (session_pk,))
+        """The session vanishes at once; rows that one short transaction cannot delete are purged
+        in the background (see sqlite_purge)."""
 
-        await self._writer.run(write(body))
+        def body(raw: sqlite3.Connection) -> bool:
+            user_pk = self._user_pk(raw, user_id, session_id)
+            session_pk = self._session_pk(raw, user_id, session_id)
+            vanish(raw, user_pk, session_pk)
+            return purge_step(raw, session_pk)
+
+        if not await self._writer.run(write(body)):
+            self._purger.start()
+
+    async def purge_pending(self) -> None:
+        """Purge the rows of every deleted session now (also those another process left) and
+        return when none is left."""
+        await self._purger.finish()
 
     # -- runs -------------------------------------------------------------------------
 

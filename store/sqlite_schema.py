@@ -101,6 +101,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        3,
+        "sessions being purged",
+        (
+            # The owner of deleted sessions whose rows are still being purged (store/sqlite_purge.py):
+            # not a valid user_id, so no caller can name it.
+            "INSERT INTO users (user_id) VALUES ('(sessions being deleted)')",
+            # user_pk is the former owner: their searches leave out the session's index rows.
+            """CREATE TABLE session_purges (
+                session_pk INTEGER PRIMARY KEY REFERENCES sessions(pk) ON DELETE CASCADE,
+                user_pk INTEGER NOT NULL REFERENCES users(pk),
+                deleted_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX session_purges_by_user ON session_purges (user_pk)",
+        ),
+    ),
+    Migration(
         4,
         "cursor secret",
         (

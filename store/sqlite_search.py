@@ -15,9 +15,9 @@ import json
 import re
 import secrets
 import sqlite3
-from typing import Any
 
 from .models import SearchHit
+from .sqlite_purge import hidden_from_search
 
 COMMON_WORD_MATCHES = 2_000
 _RANK = "bm25(search_index, 0.0, 1.0, 0.0)"
@@ -40,8 +40,7 @@ def search_user(
     limit: int,
 ) -> list[SearchHit]:
     """Hits for quoted `words`: messages with all of them first, then those with any, to fill `limit`."""
-    scope = ""
-    params: list[Any] = []
+    scope, params = hidden_from_search(raw, user_pk)  # deleted sessions whose rows are still being purged
     if num_sessions is not None:
         recent = raw.execute(
             "SELECT pk FROM sessions WHERE user_pk = ? ORDER BY updated_at DESC, pk DESC LIMIT ?",
