@@ -19,7 +19,7 @@ from typing import Any
 
 from mcp_server_sessions.server.cli import configure_logging
 
-from . import first_run, mcp_roundtrip, result_size, run_overhead, search_content, tools_list
+from . import delete_lock, first_run, mcp_roundtrip, result_size, run_overhead, search_content, tools_list
 from .ours import ours_turns
 from .peers import agents_sdk_turns, agno_turns, markdown_table
 from .store_suite import figures_table, run_suite
@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> None:
         hostile = search_content.run(quick)
         report["search_content"] = hostile
         sections.append("## Search over hostile content and long queries\n\n" + search_content.markdown(hostile))
+
+        deleting = asyncio.run(delete_lock.main_async(quick, workdir))
+        report["delete_lock"] = deleting
+        sections.append("## Deleting a large session while another process writes\n\n" + delete_lock.markdown(deleting))
 
         lengths = [10, 300] if quick else [10, 1000, 3000]
         samples, budget = (5, 10.0) if quick else (30, 40.0)
