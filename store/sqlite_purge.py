@@ -168,7 +168,8 @@ class Purger:
                     return
             except StoreBusy:
                 pass  # other writers are busy: try again after the pause
-            # As long a pause as the batch took, and at least a poll of a waiting writer's busy handler.
+            # Free the lock for as long as the batch held it, at least MIN_PAUSE_S: a writer waiting in
+            # another process only polls (every 1 to 100 ms) and must find it free.
             await asyncio.sleep(max(MIN_PAUSE_S, time.perf_counter() - started))
 
     def _batch(self, raw: sqlite3.Connection, session_pk: int) -> bool:
