@@ -8,7 +8,7 @@ of those the first MAX_TERMS distinct words are used, so a long query costs no m
 
 import re
 
-from .limits import MAX_QUERY_CHARS
+from .limits import MAX_QUERY_CHARS, text_bytes
 
 MAX_TERMS = 32
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -18,7 +18,9 @@ def terms(query: str) -> list[str]:
     """The distinct words in the first MAX_QUERY_CHARS characters of `query`, in order, at most MAX_TERMS of them.
 
     A word cut by that limit is left out, so only words the user typed whole are searched for.
+    A lone surrogate in the part read is refused (InvalidInput), as in any other text.
     """
+    text_bytes(query[:MAX_QUERY_CHARS], "query")
     seen: dict[str, None] = {}
     for word in _WORD.finditer(query, 0, MAX_QUERY_CHARS):
         if word.end() == MAX_QUERY_CHARS and _WORD.match(query, MAX_QUERY_CHARS):

@@ -12,6 +12,7 @@ from mcp import Client
 
 from mcp_server_sessions.server.agent_tools import BoundTools
 from mcp_server_sessions.store import (
+    InvalidInput,
     NewMessage,
     NewRun,
     NewToolCall,
@@ -241,3 +242,11 @@ async def test_a_large_texts_snippet_finds_words_in_any_case(store: SessionStore
     await say(store, "alice", "big", "r1", "From İstanbul to the FJORDS by train. " + "kayak lake shore " * 5_000)
     [hit] = await store.search("alice", "fjord")
     assert hit.snippet.startswith("From İstanbul to the **FJORDS** by train.")
+
+
+async def test_a_lone_surrogate_in_the_part_of_a_query_read_is_refused(store: SessionStore) -> None:
+    await say(store, "alice", "s1", "r1", "hello there")
+    for query in ("\ud800", "hello \udfff"):
+        with pytest.raises(InvalidInput, match="query contains an unpaired surrogate"):
+            await store.search("alice", query)
+    assert [h.session_id for h in await store.search("alice", "hello " * 1_000 + "\ud800")] == ["s1"]  # never read
