@@ -125,7 +125,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def run(quick: bool) -> dict[str, Any]:
-    hits, size, samples = (10, 120_000, 30) if quick else (20, 960_000, 100)
+    hits, size, samples = (10, 120_000, 100) if quick else (20, 960_000, 100)
     return asyncio.run(main_async(hits, size, samples))
 
 
