@@ -107,7 +107,8 @@ def _snippet(raw: sqlite3.Connection, rowid: int, match: str, words: list[str]) 
     FTS5's own `snippet()` (and, less so, `highlight()`) take seconds on a large message that
     repeats the matched word thousands of times, and the reader connection is shared, so a text
     over _EXACT_UP_TO bytes gets an approximate window found in Python in its first _EXACT_UP_TO
-    bytes only: around the first word there that starts like a query word, else the text's start.
+    bytes only: around the first place a query word's first 5 letters occur there (in any case),
+    else the text's start.
     Size and first bytes are read through a blob handle on FTS5's content table, which reads only
     those bytes: SQL's length() and substr() would load the whole text, and length() of a TEXT
     stops at its first NUL.
