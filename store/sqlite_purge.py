@@ -33,10 +33,11 @@ MIN_PAUSE_S = 0.03
 
 # A session's rows, in the order they are purged: a run goes last, once its messages and tool calls
 # (whose search index rows would otherwise be left behind by the cascade) are gone.
+# Sizes are byte lengths of blobs: SQLite's length() of a text stops at its first NUL character.
 _TABLES: tuple[tuple[str, str, str | None], ...] = (
-    ("tool_calls", "length(arguments) + length(result)", "value * 2 + 1"),
-    ("messages", "length(content) + coalesce(length(blocks), 0)", "value * 2"),
-    ("runs", "length(input) + coalesce(length(content), 0)", None),
+    ("tool_calls", "length(CAST(arguments AS BLOB)) + length(CAST(result AS BLOB))", "value * 2 + 1"),
+    ("messages", "length(CAST(content AS BLOB)) + coalesce(length(CAST(blocks AS BLOB)), 0)", "value * 2"),
+    ("runs", "length(CAST(input AS BLOB)) + coalesce(length(CAST(content AS BLOB)), 0)", None),
 )
 
 

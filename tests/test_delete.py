@@ -33,10 +33,10 @@ def text(rng: random.Random, chars: int, word: str = "") -> str:
     return out[:chars] if chars >= len(word) else word
 
 
-def turn(rng: random.Random, run_id: str, word: str = "", size: int = 200) -> NewRun:
+def turn(rng: random.Random, run_id: str, word: str = "", size: int = 200, lead: str = "") -> NewRun:
     """A run like a real turn: user, tool and assistant messages and one tool call (about 1,600 characters
-    at the default size), `word` in each searchable text."""
-    question, reply = text(rng, size, word), text(rng, 4 * size, word)
+    at the default size), `word` in each searchable text, each message text starting with `lead`."""
+    question, reply = lead + text(rng, size, word), lead + text(rng, 4 * size, word)
     call = NewToolCall(
         tool_name=f"{word or 'search'}_tool", arguments={"q": text(rng, size // 2)}, result=text(rng, 2 * size)
     )
@@ -48,7 +48,9 @@ def turn(rng: random.Random, run_id: str, word: str = "", size: int = 200) -> Ne
     return NewRun(run_id=run_id, input=question, content=reply, messages=messages, tool_calls=[call])
 
 
-async def fill(db: Path, user_id: str, session_id: str, runs: int, word: str = "", size: int = 200) -> None:
+async def fill(
+    db: Path, user_id: str, session_id: str, runs: int, word: str = "", size: int = 200, lead: str = ""
+) -> None:
     """A session of `runs` runs, written by the store's own row writer in one transaction (thousands in a second)."""
     rng = random.Random(f"{user_id}/{session_id}")
     if not db.exists():
@@ -61,7 +63,7 @@ async def fill(db: Path, user_id: str, session_id: str, runs: int, word: str = "
         now = utc_now()
         session_pk = ensure_session(raw, user_pk, session_id, now)
         for i in range(runs):
-            write_run(raw, user_pk, session_pk, prepare_run(turn(rng, f"r{i}", word, size)), None, now)
+            write_run(raw, user_pk, session_pk, prepare_run(turn(rng, f"r{i}", word, size, lead)), None, now)
         add_to_session(raw, session_pk, runs, (0, 0, 0, 0), now)
         raw.execute("COMMIT")
 
@@ -166,11 +168,15 @@ def purged_rows(before: dict[str, int], after: dict[str, int]) -> int:
     return sum(before[table] - after[table] for table in ("runs", "messages", "tool_calls"))
 
 
-@pytest.mark.parametrize(("runs", "size"), [(300, 200), (6, 150_000)], ids=["many-runs", "large-texts"])
+@pytest.mark.parametrize(
+    ("runs", "size", "lead"),
+    [(300, 200, ""), (6, 150_000, ""), (6, 150_000, "\x00")],
+    ids=["many-runs", "large-texts", "large-texts-behind-a-nul"],
+)
 async def test_each_purge_batch_is_its_own_transaction_of_bounded_rows_and_text(
-    db_path: Path, runs: int, size: int
+    db_path: Path, runs: int, size: int, lead: str
 ) -> None:
-    await fill(db_path, "alice", "big", runs, size=size)
+    await fill(db_path, "alice", "big", runs, size=size, lead=lead)
     await fill(db_path, "alice", "kept", 2)
     big_pk = session_pk_of(db_path, "alice", "big")
     store = await SqliteStore.open(db_path)
@@ -187,7 +193,7 @@ async def test_each_purge_batch_is_its_own_transaction_of_bounded_rows_and_text(
         while not done:
             before = session_rows(db_path, big_pk)
             text_before = purger.execute(
-                "SELECT coalesce(sum(length(content)), 0) FROM messages WHERE session_pk = ?", (big_pk,)
+                "SELECT coalesce(sum(length(CAST(content AS BLOB))), 0) FROM messages WHERE session_pk = ?", (big_pk,)
             ).fetchone()[0]
             purger.execute("BEGIN IMMEDIATE")
             done = purge_step(purger, big_pk)
@@ -196,7 +202,7 @@ async def test_each_purge_batch_is_its_own_transaction_of_bounded_rows_and_text(
             after = session_rows(db_path, big_pk)
             assert 0 < purged_rows(before, after) <= BATCH_ROWS or done
             text_after = purger.execute(
-                "SELECT coalesce(sum(length(content)), 0) FROM messages WHERE session_pk = ?", (big_pk,)
+                "SELECT coalesce(sum(length(CAST(content AS BLOB))), 0) FROM messages WHERE session_pk = ?", (big_pk,)
             ).fetchone()[0]
             assert text_before - text_after <= max(BATCH_BYTES, 5 * size)  # 5 * size: the largest single text
             assert orphaned_index_rows(purger, big_pk) == 0  # index rows go in the same batch as their rows
