@@ -31,7 +31,7 @@ from .pages import fill_page
 from .process_owner import current_owner, owner_is_gone
 from .protocol import Order, SortKey
 from .sqlite_connection import Connection, make_companions_private, prepare_file, read, write
-from .sqlite_purge import Purger, purge_step, vanish
+from .sqlite_purge import PURGING_USER, Purger, purge_step, vanish
 from .sqlite_rows import add_to_session, ensure_session, load_run, prepare_run, row_to_session, write_run
 from .sqlite_schema import MIGRATIONS, Migration, migrate
 from .sqlite_search import search_user
@@ -410,8 +410,8 @@ class SqliteStore:
 
     def _session_pk(self, raw: sqlite3.Connection, user_id: str, session_id: str) -> int:
         row = raw.execute(
-            "SELECT s.pk FROM sessions s JOIN users u ON u.pk = s.user_pk WHERE u.user_id = ? AND s.session_id = ?",
-            (user_id, session_id),
+            "SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?",
+            (self._user_pk(raw, user_id, session_id), session_id),
         ).fetchone()
         if row is None:
             raise SessionNotFound(session_id)
@@ -443,5 +443,8 @@ def _sessions(rows: sqlite3.Cursor, user_id: str, sort_by: SortKey) -> Iterator[
 
 
 def _find_user(raw: sqlite3.Connection, user_id: str) -> int | None:
+    """The pk of the user named `user_id`; never the reserved owner of sessions being deleted."""
+    if user_id == PURGING_USER:
+        return None
     row = raw.execute("SELECT pk FROM users WHERE user_id = ?", (user_id,)).fetchone()
     return None if row is None else int(row[0])

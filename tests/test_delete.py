@@ -16,7 +16,7 @@ from test_concurrency import child_env, integrity, reap
 
 from mcp_server_sessions.store import NewMessage, NewRun, NewToolCall, SessionNotFound, SqliteStore
 from mcp_server_sessions.store.clock import utc_now
-from mcp_server_sessions.store.sqlite_purge import BATCH_BYTES, BATCH_ROWS, purge_step
+from mcp_server_sessions.store.sqlite_purge import BATCH_BYTES, BATCH_ROWS, PURGING_USER, purge_step
 from mcp_server_sessions.store.sqlite_rows import add_to_session, ensure_session, prepare_run, write_run
 
 pytestmark = pytest.mark.anyio
@@ -370,3 +370,21 @@ async def test_a_late_batch_never_touches_a_new_session_that_took_the_purged_pk(
         assert purge_step(late, old_pk) is True
         late.execute("COMMIT")
     assert session_rows(db_path, old_pk) == {"runs": 1, "messages": 3, "tool_calls": 1, "search_index": 3}
+
+
+async def test_the_reserved_owner_of_deleted_sessions_is_no_user_at_all(db_path: Path) -> None:
+    await fill(db_path, "alice", "big", 600, word="zebra")
+    big_pk = session_pk_of(db_path, "alice", "big")
+    store = await SqliteStore.open(db_path)
+    try:
+        await store.delete_session("alice", "big")
+        with write_lock(db_path), anyio.fail_after(30):  # the purge is held mid-way while we look
+            tombstone = f"deleted-{big_pk}"
+            page = await store.list_sessions(PURGING_USER)
+            assert page.sessions == [] and page.total == 0
+            for read in (store.get_session, store.get_chat_history, store.get_tool_calls):
+                with pytest.raises(SessionNotFound):
+                    await read(PURGING_USER, tombstone)
+            assert await store.search(PURGING_USER, "zebra") == []
+    finally:
+        await store.close()
