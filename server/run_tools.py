@@ -14,7 +14,7 @@ from . import rendering
 from .agent_run import RunRequest, run_turn
 from .context import AppContext, app
 from .summaries import summarize
-from .tools import SessionId, UserId, result
+from .tools import SessionId, UserId, result, run_result
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ async def run(
     session = await context.store.get_session(user, finished.session_id)
     if session.agent is not None and session.agent.auto_summary:
         context.background.start_soon(_refresh_summary, context, user, finished.session_id)
-    return result(finished, finished.content or rendering.run_line(finished))
+    return run_result(finished, finished.content or rendering.run_line(finished))
 
 
 async def summarize_session(

@@ -27,9 +27,7 @@ from mcp_server_sessions.store.search_query import MAX_TERMS
 from . import budget, rendering
 from .context import app
 
-SessionId = Annotated[
-    str, Field(pattern=ID_PATTERN, description="Session id.")
-]
+SessionId = Annotated[str, Field(pattern=ID_PATTERN, description="Session id.")]
 UserId = Annotated[
     str | None,
     Field(
@@ -37,9 +35,7 @@ UserId = Annotated[
         description="Owner; omit for the server's user.",
     ),
 ]
-Cursor = Annotated[
-    str | None, Field(max_length=1000, description="next_cursor from the last page.")
-]
+Cursor = Annotated[str | None, Field(max_length=1000, description="next_cursor from the last page.")]
 
 # destructive_hint and idempotent_hint mean nothing for a read-only tool, and idempotent_hint is false unless
 # sent (MCP spec), so those are not sent.
@@ -85,9 +81,7 @@ async def start_session(
     name: Annotated[str | None, Field(max_length=512, description="Session title.")] = None,
     state: Annotated[dict[str, Any] | None, Field(description="Initial state.")] = None,
     metadata: Annotated[dict[str, Any] | None, Field(description="Free-form metadata.")] = None,
-    agent: Annotated[
-        AgentConfig | None, Field(description="How `run` calls Claude in this session.")
-    ] = None,
+    agent: Annotated[AgentConfig | None, Field(description="How `run` calls Claude in this session.")] = None,
 ) -> Annotated[CallToolResult, StartedSession]:
     """Start a session, or get this user's existing one with this id unchanged (created=false)."""
     session, created = await _store(ctx).start_session(
@@ -102,9 +96,7 @@ async def record_run(
     input: Annotated[str, Field(min_length=1, description="The user's message.")],
     output: Annotated[str, Field(description="The assistant's final reply.")],
     user_id: UserId = None,
-    tool_calls: Annotated[
-        list[NewToolCall] | None, Field(description="Tool calls of the turn, in order.")
-    ] = None,
+    tool_calls: Annotated[list[NewToolCall] | None, Field(description="Tool calls of the turn, in order.")] = None,
     metrics: Annotated[RunMetrics | None, Field(description="Tokens, timing and model, if known.")] = None,
     run_id: Annotated[
         str | None,
@@ -126,16 +118,14 @@ async def record_run(
         metrics=metrics or RunMetrics(),
     )
     run, _ = await _store(ctx).append_run(_user(ctx, user_id), session_id, new_run)
-    return result(run, rendering.run_line(run))
+    return run_result(run, rendering.run_line(run))
 
 
 async def get_chat_history(
     ctx: Context,
     session_id: SessionId,
     user_id: UserId = None,
-    last_n_runs: Annotated[
-        int | None, Field(ge=1, le=10_000, description="Only the last N runs.")
-    ] = None,
+    last_n_runs: Annotated[int | None, Field(ge=1, le=10_000, description="Only the last N runs.")] = None,
     limit: Annotated[int, Field(ge=1, le=1000, description="Messages per page.")] = 100,
     cursor: Cursor = None,
     include_tool_messages: Annotated[bool, Field(description="Include tool messages.")] = False,
@@ -180,9 +170,7 @@ async def search_previous_sessions(
     num_sessions: Annotated[
         int | None, Field(ge=1, le=100_000, description="Only the N latest updated sessions.")
     ] = None,
-    exclude_session_id: Annotated[
-        str | None, Field(pattern=ID_PATTERN, description="Session to leave out.")
-    ] = None,
+    exclude_session_id: Annotated[str | None, Field(pattern=ID_PATTERN, description="Session to leave out.")] = None,
     limit: Annotated[int, Field(ge=1, le=100, description="Most results.")] = 10,
 ) -> Annotated[CallToolResult, SearchResults]:
     """Search this user's earlier messages and tool calls; those with all the words rank first."""
@@ -199,9 +187,7 @@ async def list_sessions(
     cursor: Cursor = None,
     sort_by: Annotated[Literal["updated_at", "created_at"], Field(description="Sort key.")] = "updated_at",
     order: Annotated[Literal["desc", "asc"], Field(description="desc: newest first.")] = "desc",
-    name_contains: Annotated[
-        str | None, Field(max_length=512, description="Only names containing this text.")
-    ] = None,
+    name_contains: Annotated[str | None, Field(max_length=512, description="Only names containing this text.")] = None,
 ) -> Annotated[CallToolResult, SessionPage]:
     """List this user's sessions, a page at a time, with the total count."""
     page = await _store(ctx).list_sessions(
@@ -228,9 +214,7 @@ async def update_session(
     merge_state: Annotated[
         bool, Field(description="true: merge top-level keys into the state; false: replace it.")
     ] = True,
-    agent: Annotated[
-        AgentConfig | None, Field(description="Settings to change, field by field.")
-    ] = None,
+    agent: Annotated[AgentConfig | None, Field(description="Settings to change, field by field.")] = None,
 ) -> Annotated[CallToolResult, Session]:
     """Change a session's name, metadata, state or agent settings; what you omit stays."""
     session = await _store(ctx).update_session(
@@ -262,7 +246,15 @@ def _user(ctx: Context, user_id: str | None) -> str:
 
 
 def result(model: BaseModel, text: str) -> CallToolResult:
-    """Every tool's answer: the short text and the structured content, fitted to RESULT_BUDGET_BYTES."""
+    """A tool's answer: the short text and the structured content."""
     return CallToolResult(
-        content=[TextContent(type="text", text=text)], structured_content=budget.fit(model.model_dump(mode="json"))
+        content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
+    )
+
+
+def run_result(run: Run, text: str) -> CallToolResult:
+    """A Run as a tool's answer, cut to RESULT_BUDGET_BYTES (a run holds up to 16 MB; its parts are read
+    whole with get_chat_history and get_tool_call_history)."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=budget.fit_run(run.model_dump(mode="json"))
     )

@@ -1,8 +1,9 @@
 """Filling a page within RESULT_BUDGET_BYTES as well as within its `limit`.
 
 Items come one at a time from the database, so a page never holds more than the budget (plus the
-one item that would have passed it), whatever the limit. A page always holds at least one item:
-every single item is smaller than the budget, and paging always moves on.
+one item that would have passed it), whatever the limit. A page always holds at least one item,
+whole, so paging always moves on and every item can be read: even one whose JSON alone passes the
+budget (a 1 MB message of control characters is 6 MB of JSON escapes).
 """
 
 from collections.abc import Iterable
@@ -25,8 +26,10 @@ def fill_page(rows: Iterable[tuple[Position, Item]], limit: int) -> tuple[list[I
     used = PAGE_FIELDS_BYTES
     last: Position | None = None
     for position, item in rows:
+        if len(items) == limit:
+            return items, last
         size = len(item.__pydantic_serializer__.to_json(item)) + 1  # the item's JSON and its comma
-        if len(items) == limit or (items and used + size > RESULT_BUDGET_BYTES):
+        if items and used + size > RESULT_BUDGET_BYTES:
             return items, last
         items.append(item)
         used += size

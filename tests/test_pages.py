@@ -104,3 +104,23 @@ async def test_a_maximal_run_comes_back_cut_to_the_budget_and_whole_from_the_his
 async def test_small_results_are_returned_untouched(client: Client) -> None:
     run = await call_ok(client, "record_run", session_id="s", input="[cut: not really]", output="x" * 10_000)
     assert run["input"] == "[cut: not really]" and run["content"] == "x" * 10_000
+
+
+async def test_a_message_whose_json_alone_passes_the_budget_is_read_back_whole(client: Client) -> None:
+    text = "\x01" * 999_990  # legal (under 1,000,000 bytes), but six times that as JSON escapes
+    await call_ok(client, "record_run", session_id="ctl", input="hi", output=text)
+    first = await call_ok(client, "get_chat_history", session_id="ctl", limit=1)
+    second = await call_ok(client, "get_chat_history", session_id="ctl", cursor=first["next_cursor"])
+    assert [m["content"] for m in first["messages"] + second["messages"]] == ["hi", text]
+    assert second["next_cursor"] is None
+
+
+async def test_a_run_of_many_short_strings_still_comes_back_within_the_budget(client: Client) -> None:
+    arguments = {f"k{index}": "v" * 900 for index in range(1_000)}  # about 0.92 MB of strings never cut alone
+    calls = [{"tool_name": "bulk", "arguments": arguments, "result": [1] * 10} for _ in range(15)]
+    run = await call_ok(client, "record_run", session_id="many", run_id="r1", input="hi", output="ok", tool_calls=calls)
+    assert json_bytes(run) <= RESULT_BUDGET_BYTES
+    assert run["run_id"] == "r1" and len(run["tool_calls"]) == 15 and run["content"] == "ok"
+    assert any("cut" in call["arguments"] for call in run["tool_calls"])
+    stored = await all_pages(client, "get_tool_call_history", "tool_calls", session_id="many", limit=100)
+    assert all(call["arguments"] == arguments for page in stored for call in page)
