@@ -81,10 +81,12 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Close the connections; a purge in progress stops and resumes at the next open."""
-        await self._purger.stop()
-        if self._reader is not self._writer:
-            await self._reader.close()
-        await self._writer.close()
+        try:
+            await self._purger.stop()
+        finally:
+            if self._reader is not self._writer:
+                await self._reader.close()
+            await self._writer.close()
 
     # -- sessions ---------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ are left, and a batch that finds the session already purged does nothing.
 """
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
@@ -147,8 +146,7 @@ class Purger:
         self._stopped = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])  # its end, without taking its cancellation for the caller's
 
     async def _purge_all(self) -> None:
         try:
@@ -160,6 +158,8 @@ class Purger:
                     return
         except StoreError as exc:  # not a caller's error: the rows stay hidden and are purged at the next open
             logger.warning("Purging deleted sessions stopped: %s", exc)
+        except Exception:
+            logger.exception("Purging deleted sessions failed; the rest is purged when the file is next opened")
 
     async def _purge(self, session_pk: int) -> None:
         while True:
