@@ -67,8 +67,14 @@ def describe_validation(tool: str, error: ValidationError) -> str:
     return f"Invalid argument {field!r} for {tool}: {reason}{more}; fix it and call again."
 
 
+MAX_NAMED_UNKNOWN = 5
+
+
 def describe_unknown(tool: str, names: dict[str, list[str]]) -> str:
-    unknown = ", ".join(repr(name) for name in names["unknown"])
+    """The refusal of unknown arguments, naming at most MAX_NAMED_UNKNOWN of them, each cut to 40 characters."""
+    named = [repr(name) if len(name) <= 40 else repr(name[:40] + "…") for name in names["unknown"][:MAX_NAMED_UNKNOWN]]
+    more = len(names["unknown"]) - len(named)
+    unknown = ", ".join(named) + (f" and {more} more" if more else "")
     accepted = ", ".join(names["accepted"]) or "no arguments"
     if len(names["unknown"]) > 1:
         return f"{tool} has no arguments {unknown}; remove them and call again (it accepts {accepted})."

@@ -136,6 +136,15 @@ async def test_an_unknown_argument_is_named_with_the_accepted_ones(client: Clien
     assert "'colour'" in message and "'session'" in message and "session_id" in message, message
 
 
+async def test_the_refusal_of_unknown_arguments_stays_short_whatever_their_names(client: Client) -> None:
+    arguments = {"session_id": "s1", "x" * 1_000_000: 1, **{f"extra_{index}": index for index in range(5_000)}}
+    result = await client.call_tool("get_session", arguments)
+    message = result.content[0].text  # type: ignore[union-attr]
+    assert result.is_error
+    check_sentence(message)
+    assert len(message) < 1_000 and "more" in message, message[:300]
+
+
 async def test_tools_list_in_the_same_order_and_bytes_across_servers(tmp_path: Path) -> None:
     listings = []
     for attempt in range(2):
