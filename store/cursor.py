@@ -51,7 +51,7 @@ class CursorSealer:
         if len(cursor) > MAX_CURSOR_CHARS:
             raise InvalidInput(BAD_CURSOR)
         try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raise InvalidInput(BAD_CURSOR) from None
         sealed, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]

@@ -103,6 +103,10 @@ async def test_a_tampered_cursor_is_refused(client: Client, tool: str, arguments
         assert await call_error(client, tool, cursor=as_cursor(flipped), **arguments) == BAD_CURSOR, index
     for changed in (raw[:-1], raw + b"\x00", raw[1:]):
         assert await call_error(client, tool, cursor=as_cursor(changed), **arguments) == BAD_CURSOR
+    for junk in ("!", " ", "\n", "*"):  # a character outside the alphabet is not skipped over
+        middle = len(cursor) // 2
+        spoilt = cursor[:middle] + junk + cursor[middle:]
+        assert await call_error(client, tool, cursor=spoilt, **arguments) == BAD_CURSOR, repr(junk)
 
 
 async def test_a_cursor_shows_neither_row_ids_nor_timestamps(client: Client) -> None:
