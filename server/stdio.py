@@ -7,6 +7,7 @@ other answer. Standard input and output are moved off file descriptors 0 and 1 w
 so nothing printed by accident can corrupt the protocol stream.
 """
 
+import fcntl
 import json
 import logging
 import os
@@ -103,8 +104,9 @@ def _write(wire_out: BinaryIO, data: bytes) -> None:
 
 def _claim_standard_streams() -> tuple[BinaryIO, BinaryIO]:
     """Private copies of fds 0 and 1 for the protocol; fd 0 then reads nothing and fd 1 goes to stderr."""
-    wire_in = os.fdopen(os.dup(0), "rb")
-    wire_out = os.fdopen(os.dup(1), "wb")
+    # Copies above fd 2: with a standard descriptor closed at start, a plain dup() could land on it.
+    wire_in = os.fdopen(fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3), "rb")
+    wire_out = os.fdopen(fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3), "wb")
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
