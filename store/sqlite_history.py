@@ -56,7 +56,7 @@ def chat_history_page(
         (session.session_pk, max(first_run_pk, after[0]), *after, limit + 1),
     )
     with closing(rows):
-        messages, last = fill_page(_messages(rows), limit)
+        messages, last = fill_page(_messages(rows), limit, _message_bound)
     next_cursor = sealer.seal(scope, *last) if last is not None else None
     return ChatHistoryPage(session_id=session.session_id, messages=messages, next_cursor=next_cursor)
 
@@ -88,6 +88,11 @@ def _messages(rows: sqlite3.Cursor) -> Iterator[tuple[tuple[int, int], ChatMessa
     for r in rows:
         message = ChatMessage(role=r["role"], content=r["content"], run_id=r["run_id"], created_at=r["created_at"])
         yield (r["run_pk"], r["pk"]), message
+
+
+def _message_bound(message: ChatMessage) -> int:
+    """At most 6 bytes of JSON per character (a `\\u0001` escape), plus the field names."""
+    return 6 * (len(message.content) + len(message.run_id) + len(message.created_at)) + 64
 
 
 def _tool_calls(rows: sqlite3.Cursor) -> Iterator[tuple[int, ToolCall]]:

@@ -127,12 +127,12 @@ class OtherProcessWriter:
 
 
 async def test_another_process_keeps_writing_while_a_large_session_is_deleted(db_path: Path) -> None:
-    """Deleting 3,000 runs in one transaction held the write lock for about half a second; another
-    process's writes, which wait at most 250 ms for it, failed with "database is locked"."""
-    await fill(db_path, "alice", "big", 3_000)
+    """Deleting 8,000 runs in one transaction held the write lock for over two seconds; another
+    process's writes, which wait at most a second for it, failed with "database is locked"."""
+    await fill(db_path, "alice", "big", 8_000)
     await fill(db_path, "alice", "kept", 3)
     big_pk = session_pk_of(db_path, "alice", "big")
-    other = OtherProcessWriter(db_path, busy_timeout_s=0.25)
+    other = OtherProcessWriter(db_path, busy_timeout_s=1.0)
     store = await SqliteStore.open(db_path)
     writing = threading.Thread(target=other.run)
     writing.start()
