@@ -34,11 +34,9 @@ SCRIPT = textwrap.dedent(
         loop_thread = threading.get_ident()
         settings = Settings(db=sys.argv[1], user="alice", model="claude-test", model_timeout_s=5.0)
         async with Client(build_server(settings)) as client:
-            started = "anthropic" in sys.modules
             session = await client.call_tool("start_session", {"session_id": "s1"})
             run = await client.call_tool("run", {"session_id": "s1", "message": "hello"})
         print(json.dumps({
-            "imported_before_first_call": started,
             "run_ok": not run.is_error and not session.is_error,
             "imports": len(importers),
             "on_event_loop": loop_thread in importers,
