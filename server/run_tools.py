@@ -74,9 +74,7 @@ async def summarize_session(
     user_id: UserId = None,
     prompt: Annotated[
         str | None,
-        Field(
-            max_length=20_000, description="Replaces the default instructions."
-        ),
+        Field(max_length=20_000, description="Replaces the default instructions."),
     ] = None,
 ) -> Annotated[CallToolResult, SummaryResult]:
     """Summarize a session with Claude, building on its previous summary; stored, and used in later runs'
