@@ -6,7 +6,7 @@ from typing import Any
 from anyio.abc import TaskGroup
 from mcp.server.mcpserver import Context
 
-from mcp_server_sessions.store import SessionStore
+from mcp_server_sessions.store import SessionStore, UserSessions
 
 from .model import ModelGateway
 from .settings import Settings
@@ -24,3 +24,12 @@ class AppContext:
 def app(ctx: Context[Any, Any]) -> AppContext:
     context: AppContext = ctx.request_context.lifespan_context
     return context
+
+
+def user_sessions(ctx: Context[Any, Any], user_id: str | None) -> UserSessions:
+    """The store handle of the caller's user: the one place a tool learns who it acts for.
+
+    Over stdio that is the `user_id` argument, else the configured user (a local, trusted client).
+    """
+    context = app(ctx)
+    return context.store.for_user(user_id if user_id is not None else context.settings.user)

@@ -28,7 +28,7 @@ from .models import (
     ToolCall,
     ToolCallPage,
 )
-from .protocol import SessionStore
+from .protocol import SessionStore, UserSessions
 from .sqlite import SqliteStore
 
 __all__ = [
@@ -58,4 +58,5 @@ __all__ = [
     "StoreUnavailable",
     "ToolCall",
     "ToolCallPage",
+    "UserSessions",
 ]

@@ -25,6 +25,31 @@ MAX_SESSION_TOKENS = 2**53 - 1
 """A session's token totals stop growing here: the largest integer a JavaScript client reads exactly."""
 MAX_QUERY_CHARS = 2_000  # characters of a search query read for words; any length is accepted
 
+# Pages and other call parameters: the default, and the most one call may ask for.
+HISTORY_PAGE = 100
+MAX_HISTORY_PAGE = 1_000
+TOOL_CALL_PAGE = 20
+MAX_TOOL_CALL_PAGE = 200
+SESSION_PAGE = 20
+MAX_SESSION_PAGE = 200
+SEARCH_RESULTS = 10
+MAX_SEARCH_RESULTS = 100
+MAX_LAST_N_RUNS = 10_000
+MAX_NUM_SESSIONS = 100_000
+MAX_CURSOR_CHARS = 1_000
+MAX_TOOL_NAME_CHARS = 200
+MAX_MODEL_CHARS = 200
+MAX_SYSTEM_CHARS = 100_000
+MAX_PROMPT_CHARS = 20_000
+MAX_MESSAGE_CHARS = 1_000_000
+HISTORY_RUNS = 3
+"""Earlier runs `run` puts in context unless the call or the session says otherwise."""
+MAX_HISTORY_RUNS = 100
+MAX_OUTPUT_TOKENS = 128_000
+"""Most output tokens one model call of a run may be given."""
+TOOL_CALL_LINE_CHARS = 2_000
+"""A recorded tool call's line in the chat history is cut here; the call itself is stored whole."""
+
 _ID_RE = re.compile(ID_PATTERN)
 
 

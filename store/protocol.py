@@ -1,12 +1,14 @@
 """The session store contract every backend implements (SQLite now, PostgreSQL later).
 
-Every method takes the owner `user_id` first: no read, write, delete or search crosses users,
-and a session of another user is reported exactly as a session that does not exist.
-Methods raise only the exceptions of `errors.py`.
+A store hands out handles bound to one user (`for_user`); a handle's methods take no user, so
+code holding alice's handle cannot reach bob's data, and a session of another user is
+reported exactly as a session that does not exist. Methods raise only the exceptions of
+`errors.py`.
 """
 
 from typing import Any, Literal, Protocol
 
+from .limits import HISTORY_PAGE, SEARCH_RESULTS, SESSION_PAGE, TOOL_CALL_PAGE
 from .models import (
     AgentConfig,
     ChatHistoryPage,
@@ -25,13 +27,15 @@ SortKey = Literal["updated_at", "created_at"]
 Order = Literal["desc", "asc"]
 
 
-class SessionStore(Protocol):
-    async def close(self) -> None:
-        """Release connections; the store is unusable afterwards."""
+class UserSessions(Protocol):
+    """One user's sessions, runs, history and search."""
+
+    @property
+    def user_id(self) -> str:
+        """The user every call of this handle acts for."""
 
     async def start_session(
         self,
-        user_id: str,
         session_id: str | None,
         *,
         name: str | None = None,
@@ -39,30 +43,28 @@ class SessionStore(Protocol):
         metadata: dict[str, Any] | None = None,
         agent: AgentConfig | None = None,
     ) -> tuple[Session, bool]:
-        """The user's session `session_id` (a new UUID when None), and whether it was created now.
+        """The session `session_id` (a new UUID when None), and whether it was created now.
 
         An existing session is returned unchanged (same id = same conversation).
         Raises InvalidInput.
         """
 
-    async def get_session(self, user_id: str, session_id: str) -> Session:
+    async def get_session(self, session_id: str) -> Session:
         """Raises SessionNotFound."""
 
     async def list_sessions(
         self,
-        user_id: str,
         *,
-        limit: int = 20,
+        limit: int = SESSION_PAGE,
         cursor: str | None = None,
         sort_by: SortKey = "updated_at",
         order: Order = "desc",
         name_contains: str | None = None,
     ) -> SessionPage:
-        """A page of the user's sessions. Raises InvalidInput for a bad cursor."""
+        """A page of the sessions. Raises InvalidInput for a bad cursor."""
 
     async def update_session(
         self,
-        user_id: str,
         session_id: str,
         *,
         name: str | None = None,
@@ -78,15 +80,13 @@ class SessionStore(Protocol):
         Raises SessionNotFound, InvalidInput.
         """
 
-    async def delete_session(self, user_id: str, session_id: str) -> None:
+    async def delete_session(self, session_id: str) -> None:
         """Delete the session with its runs, messages, tool calls and search entries.
 
         Raises SessionNotFound.
         """
 
-    async def append_run(
-        self, user_id: str, session_id: str, run: NewRun, *, finishing: bool = False
-    ) -> tuple[Run, bool]:
+    async def append_run(self, session_id: str, run: NewRun, *, finishing: bool = False) -> tuple[Run, bool]:
         """Commit a whole run (messages, tool calls, metrics) at once.
 
         A recorded run (`finishing` False) starts the session if needed. If the session already
@@ -97,7 +97,7 @@ class SessionStore(Protocol):
         Raises InvalidInput; SessionNotFound when finishing in a deleted session.
         """
 
-    async def begin_run(self, user_id: str, session_id: str, run_id: str, input: str) -> Run:
+    async def begin_run(self, session_id: str, run_id: str, input: str) -> Run:
         """Create a `running` run row, committed at once, so a crash leaves a trace.
 
         Raises SessionNotFound, InvalidInput.
@@ -105,11 +105,10 @@ class SessionStore(Protocol):
 
     async def get_chat_history(
         self,
-        user_id: str,
         session_id: str,
         *,
         last_n_runs: int | None = None,
-        limit: int = 100,
+        limit: int = HISTORY_PAGE,
         cursor: str | None = None,
         include_tool_messages: bool = False,
     ) -> ChatHistoryPage:
@@ -117,10 +116,9 @@ class SessionStore(Protocol):
 
     async def get_tool_calls(
         self,
-        user_id: str,
         session_id: str,
         *,
-        limit: int = 20,
+        limit: int = TOOL_CALL_PAGE,
         tool_name: str | None = None,
         cursor: str | None = None,
     ) -> ToolCallPage:
@@ -128,30 +126,37 @@ class SessionStore(Protocol):
 
     async def search(
         self,
-        user_id: str,
         query: str,
         *,
         num_sessions: int | None = None,
         exclude_session_id: str | None = None,
-        limit: int = 10,
+        limit: int = SEARCH_RESULTS,
     ) -> list[SearchHit]:
         """Best matches first among the user's messages and tool calls; any string is a valid query."""
 
-    async def context_messages(self, user_id: str, session_id: str, num_runs: int) -> list[ContextMessage]:
+    async def context_messages(self, session_id: str, num_runs: int) -> list[ContextMessage]:
         """The messages of the last `num_runs` completed runs, oldest first, whole runs only.
 
         Raises SessionNotFound.
         """
 
-    async def runs_for_summary(self, user_id: str, session_id: str, after: int) -> tuple[list[RunTranscript], int]:
+    async def runs_for_summary(self, session_id: str, after: int) -> tuple[list[RunTranscript], int]:
         """Completed runs after the first `after` runs of the session, and how many runs from the
         start are finished (a summary covers those): counting stops at the first run still running.
 
         Raises SessionNotFound.
         """
 
-    async def set_summary(self, user_id: str, session_id: str, summary: SessionSummary) -> Session:
+    async def set_summary(self, session_id: str, summary: SessionSummary) -> Session:
         """Store the session summary. Raises SessionNotFound."""
+
+
+class SessionStore(Protocol):
+    def for_user(self, user_id: str) -> UserSessions:
+        """The handle through which every read and write of `user_id` goes."""
+
+    async def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
 
     async def recover_interrupted_runs(self) -> int:
         """Mark `error` the runs left `running` by a server process that no longer exists."""

@@ -35,6 +35,7 @@ from .sqlite_purge import PURGING_USER, Purger, purge_step, vanish
 from .sqlite_rows import add_to_session, ensure_session, load_run, prepare_run, row_to_session, write_run
 from .sqlite_schema import MIGRATIONS, Migration, migrate
 from .sqlite_search import search_user
+from .sqlite_user import SqliteUserSessions
 
 _SESSION_COLUMNS = (
     "s.pk, s.session_id, s.name, s.state, s.metadata, s.agent, s.summary, s.run_count, s.created_at, s.updated_at, "
@@ -78,6 +79,9 @@ class SqliteStore:
                 await reader.close()
             raise
         return store
+
+    def for_user(self, user_id: str) -> SqliteUserSessions:
+        return SqliteUserSessions(self, user_id)
 
     async def close(self) -> None:
         """Close the connections; a purge in progress stops and resumes at the next open."""

@@ -8,13 +8,13 @@ from typing import Any
 
 import anyio
 import pytest
-from anthropic_double import MessagesDouble, error, forced_tool_input, text, tool_use, tool_uses
-from conftest import call_error, call_ok
 from mcp import Client
 
 from mcp_server_sessions.server.agent_run import MAX_MODEL_CALLS
 from mcp_server_sessions.server.app import build_server
 from mcp_server_sessions.server.settings import Settings
+from tests.anthropic_double import MessagesDouble, error, forced_tool_input, text, tool_use, tool_uses
+from tests.helpers import call_error, call_ok
 
 pytestmark = pytest.mark.anyio
 

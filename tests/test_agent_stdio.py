@@ -11,8 +11,9 @@ from pathlib import Path
 
 import anyio
 import pytest
-from anthropic_double import MessagesDouble, text, tool_use
 from mcp import Client, StdioServerParameters
+
+from tests.anthropic_double import MessagesDouble, text, tool_use
 
 pytestmark = pytest.mark.anyio
 

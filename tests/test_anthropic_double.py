@@ -13,17 +13,7 @@ import anthropic
 import anyio
 import pytest
 
-try:
-    from tests.anthropic_double import MessagesDouble, error, forced_tool_input, text, tool_use, tool_uses
-except ImportError:  # run as plain `pytest`: tests/ (not the repo root) is on sys.path
-    from anthropic_double import (  # type: ignore[import-not-found,no-redef]
-        MessagesDouble,
-        error,
-        forced_tool_input,
-        text,
-        tool_use,
-        tool_uses,
-    )
+from tests.anthropic_double import MessagesDouble, error, forced_tool_input, text, tool_use, tool_uses
 
 MODEL = "claude-test-model"
 TOOLS: list[Any] = [

@@ -15,10 +15,10 @@ import pytest
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client, StdioServerParameters
-from writer_storm import USER as STORM_USER
-from writer_storm import planned
 
 from mcp_server_sessions.store import NewMessage, NewRun, SqliteStore
+from tests.writer_storm import USER as STORM_USER
+from tests.writer_storm import planned
 
 pytestmark = pytest.mark.anyio
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import call_error, call_ok
 from mcp import Client
 
 from mcp_server_sessions.store import InvalidInput, NewMessage, NewRun, NewToolCall, SqliteStore
+from tests.helpers import call_error, call_ok
 
 pytestmark = pytest.mark.anyio
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from test_concurrency import child_env, integrity, reap
 
 from mcp_server_sessions.store import NewMessage, NewRun, NewToolCall, SessionNotFound, SqliteStore
 from mcp_server_sessions.store.clock import utc_now
 from mcp_server_sessions.store.sqlite_purge import BATCH_BYTES, BATCH_ROWS, PURGING_USER, purge_step
 from mcp_server_sessions.store.sqlite_rows import add_to_session, ensure_session, prepare_run, write_run
+from tests.test_concurrency import child_env, integrity, reap
 
 pytestmark = pytest.mark.anyio
 

@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import call_error, call_ok, table_counts
 from mcp import Client
+
+from tests.helpers import call_error, call_ok, table_counts
 
 pytestmark = pytest.mark.anyio
 

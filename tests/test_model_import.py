@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from anthropic_double import MessagesDouble, text
+from tests.anthropic_double import MessagesDouble, text
 
 SCRIPT = textwrap.dedent(
     """

@@ -2,8 +2,9 @@
 for ASCII letters, and `total` counts exactly the sessions it matches."""
 
 import pytest
-from conftest import call_ok
 from mcp import Client
+
+from tests.helpers import call_ok
 
 pytestmark = pytest.mark.anyio
 

@@ -13,11 +13,12 @@ from typing import Any
 
 import anyio
 import pytest
-from anthropic_double import MessagesDouble, text
-from conftest import call_error, call_ok, table_counts
 from mcp import Client
 from pydantic import ValidationError
-from test_stdio_wire import raw_session
+
+from tests.anthropic_double import MessagesDouble, text
+from tests.helpers import call_error, call_ok, table_counts
+from tests.test_stdio_wire import raw_session
 
 pytestmark = pytest.mark.anyio
 

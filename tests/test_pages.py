@@ -5,10 +5,10 @@ import json
 from typing import Any
 
 import pytest
-from conftest import call_ok
 from mcp import Client
 
 from mcp_server_sessions.store.limits import MAX_RUN_BYTES, RESULT_BUDGET_BYTES
+from tests.helpers import call_ok
 
 pytestmark = pytest.mark.anyio
 

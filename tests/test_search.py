@@ -7,7 +7,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import call_ok
 from mcp import Client
 
 from mcp_server_sessions.server.agent_tools import BoundTools
@@ -22,6 +21,7 @@ from mcp_server_sessions.store import (
     sqlite_search,
 )
 from mcp_server_sessions.store.limits import MAX_QUERY_CHARS
+from tests.helpers import call_ok
 
 pytestmark = pytest.mark.anyio
 

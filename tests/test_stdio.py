@@ -14,10 +14,10 @@ from typing import Any
 import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
-from conftest import READ_TOOLS, STORE_TOOLS, call_ok
 from mcp import Client, StdioServerParameters
 
 from mcp_server_sessions.store.sqlite_purge import PURGING_USER
+from tests.helpers import READ_TOOLS, STORE_TOOLS, call_ok
 
 TOOLS = set(STORE_TOOLS)
 

@@ -16,9 +16,9 @@ import anyio
 import pytest
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
-from conftest import table_counts
 
 from mcp_server_sessions.server.wire import MAX_DEPTH, MAX_MESSAGE_BYTES
+from tests.helpers import table_counts
 
 pytestmark = pytest.mark.anyio
 

@@ -2,9 +2,10 @@
 
 import anyio
 import pytest
-from anthropic_double import MessagesDouble, forced_tool_input, text
-from conftest import call_error, call_ok
 from mcp import Client
+
+from tests.anthropic_double import MessagesDouble, forced_tool_input, text
+from tests.helpers import call_error, call_ok
 
 pytestmark = pytest.mark.anyio
 

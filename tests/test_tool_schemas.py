@@ -10,13 +10,13 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import STORE_TOOLS, call_ok, table_counts
 from mcp import Client
-from test_hostile_input import BASE, check_sentence, seed
 
 from mcp_server_sessions.server.app import build_server
 from mcp_server_sessions.server.schemas import tool_list_json
 from mcp_server_sessions.server.settings import Settings
+from tests.helpers import STORE_TOOLS, call_ok, table_counts
+from tests.test_hostile_input import BASE, check_sentence, seed
 
 pytestmark = pytest.mark.anyio
 

@@ -1,8 +1,9 @@
 """The contract of every MCP tool, through a real in-process MCP client."""
 
 import pytest
-from conftest import READ_TOOLS, STORE_TOOLS, call_error, call_ok
 from mcp import Client
+
+from tests.helpers import READ_TOOLS, STORE_TOOLS, call_error, call_ok
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tool_schemas import ALL_TOOLS
+
+from tests.test_tool_schemas import ALL_TOOLS
 
 JS_DIR = Path(__file__).parent / "js"
 NPM_CI_TIMEOUT = 300

@@ -3,9 +3,10 @@
 from typing import Any
 
 import pytest
-from anthropic_double import MessagesDouble, text
-from conftest import call_error, call_ok
 from mcp import Client
+
+from tests.anthropic_double import MessagesDouble, text
+from tests.helpers import call_error, call_ok
 
 pytestmark = pytest.mark.anyio
 
