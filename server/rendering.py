@@ -8,7 +8,6 @@ import json
 
 from mcp_server_sessions.store import (
     ChatHistoryPage,
-    NewToolCall,
     Run,
     SearchHit,
     Session,
@@ -49,13 +48,6 @@ def sessions(page: SessionPage) -> str:
 def run_line(run: Run) -> str:
     calls = f" with {len(run.tool_calls)} tool calls" if run.tool_calls else ""
     return f"Run {run.run_id!r} in session {run.session_id!r} is {run.status}{calls}."
-
-
-def tool_call_line(call: NewToolCall, limit: int = 2_000) -> str:
-    """One line for a tool call, cut to `limit` characters: the call itself is stored whole."""
-    result = call.result if isinstance(call.result, str) else _json(call.result)
-    line = f"{call.tool_name}({_json(call.arguments)}) -> {'error: ' if call.is_error else ''}{result}"
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def history(page: ChatHistoryPage) -> str:

@@ -1,6 +1,5 @@
 """The MCP tools of the spec: each a few lines over the store."""
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -10,7 +9,6 @@ from pydantic import BaseModel, Field
 from mcp_server_sessions.store import (
     AgentConfig,
     ChatHistoryPage,
-    NewMessage,
     NewRun,
     NewToolCall,
     Run,
@@ -105,18 +103,7 @@ async def record_run(
 ) -> Annotated[CallToolResult, Run]:
     """Store a turn you ran yourself, starting the session if new. Pass run_id to make retries safe:
     without it each call stores a new run."""
-    calls = tool_calls or []
-    messages = [NewMessage(role="user", content=input)]
-    messages += [NewMessage(role="tool", content=rendering.tool_call_line(call), is_tool=True) for call in calls]
-    messages.append(NewMessage(role="assistant", content=output))
-    new_run = NewRun(
-        run_id=run_id or str(uuid.uuid4()),
-        input=input,
-        content=output,
-        messages=messages,
-        tool_calls=calls,
-        metrics=metrics or RunMetrics(),
-    )
+    new_run = NewRun.recorded(input, output, tool_calls, metrics, run_id)
     run, _ = await _store(ctx).append_run(_user(ctx, user_id), session_id, new_run)
     return run_result(run, rendering.run_line(run))
 

@@ -4,11 +4,13 @@ The store returns these models and the MCP tools return them unchanged, so a fie
 lives in exactly one place.
 """
 
+import json
+import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from .limits import MAX_DURATION_MS, MAX_TOKENS
+from .limits import MAX_DURATION_MS, MAX_TOKENS, TOOL_CALL_LINE_CHARS
 
 RunStatus = Literal["running", "completed", "paused", "cancelled", "error"]
 Role = Literal["user", "assistant", "tool"]
@@ -174,6 +176,13 @@ class NewToolCall(BaseModel):
     duration_ms: Milliseconds | None = Field(default=None, description="How long it took.")
     tool_call_id: str | None = Field(default=None, max_length=128, description="The host's id for the call, if any.")
 
+    def history_line(self) -> str:
+        """The call as one line of chat history, cut to TOOL_CALL_LINE_CHARS: the call itself is stored whole."""
+        result = self.result if isinstance(self.result, str) else json.dumps(self.result, ensure_ascii=False)
+        arguments = json.dumps(self.arguments, ensure_ascii=False)
+        line = f"{self.tool_name}({arguments}) -> {'error: ' if self.is_error else ''}{result}"
+        return line if len(line) <= TOOL_CALL_LINE_CHARS else line[: TOOL_CALL_LINE_CHARS - 1] + "…"
+
 
 class NewMessage(BaseModel):
     """One message of a run as it is stored; `blocks` keeps the model's content blocks for replay."""
@@ -212,3 +221,26 @@ class NewRun(BaseModel):
     tool_calls: list[NewToolCall] = Field(default_factory=list)
     metrics: RunMetrics = Field(default_factory=RunMetrics)
     error: str | None = None
+
+    @classmethod
+    def recorded(
+        cls,
+        input: str,
+        output: str,
+        tool_calls: list[NewToolCall] | None = None,
+        metrics: RunMetrics | None = None,
+        run_id: str | None = None,
+    ) -> "NewRun":
+        """A turn a client ran itself: the user's message, a tool message per call, the assistant's reply."""
+        calls = tool_calls or []
+        messages = [NewMessage(role="user", content=input)]
+        messages += [NewMessage(role="tool", content=call.history_line(), is_tool=True) for call in calls]
+        messages.append(NewMessage(role="assistant", content=output))
+        return cls(
+            run_id=run_id or str(uuid.uuid4()),
+            input=input,
+            content=output,
+            messages=messages,
+            tool_calls=calls,
+            metrics=metrics or RunMetrics(),
+        )
