@@ -18,7 +18,6 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from mcp_server_sessions.server.app import build_server
-from mcp_server_sessions.server.run_tools import register_run_tools
 from mcp_server_sessions.server.schemas import tool_list_json
 from mcp_server_sessions.server.settings import Settings
 from mcp_server_sessions.server.tools import register_tools
@@ -35,7 +34,6 @@ async def listed_tools(server: MCPServer[Any]) -> list[Any]:
 async def measure() -> dict[str, Any]:
     uncompacted = MCPServer("uncompacted")
     register_tools(uncompacted)
-    register_run_tools(uncompacted)
     with tempfile.TemporaryDirectory(prefix="bench-tools-") as tmp:
         ours = await listed_tools(build_server(Settings(db=str(Path(tmp) / "s.db"))))
     raw = await listed_tools(uncompacted)

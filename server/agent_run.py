@@ -28,7 +28,7 @@ from mcp_server_sessions.store import (
 from mcp_server_sessions.store.limits import MAX_TOKENS, MAX_TOOL_CALLS_PER_RUN, text_bytes
 
 from . import agent_context, agent_tools
-from .model import ModelError, ModelGateway, explain_model_error
+from .agent.gateway import ModelError, ModelGateway, explain_model_error
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,9 @@ from mcp.server.mcpserver import MCPServer
 
 from mcp_server_sessions.store import SessionStore, SqliteStore
 
+from .agent.gateway import ModelGateway
 from .context import AppContext
 from .errors import SessionsServer
-from .model import ModelGateway
-from .run_tools import register_run_tools
 from .schemas import compact_tools
 from .settings import Settings
 from .stdio import stdio_transport
@@ -51,7 +50,6 @@ def build_server(settings: Settings, store: SessionStore | None = None) -> MCPSe
         log_level=settings.log_level,  # type: ignore[arg-type]
     )
     register_tools(server)
-    register_run_tools(server)
     # MCPServer has no public handle on its registered tools; compacting them in place keeps the SDK's
     # own listing and argument validation, now with the smaller schemas.
     compact_tools(server._tool_manager.list_tools())

@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context
 
 from mcp_server_sessions.store import SessionStore, UserSessions
 
-from .model import ModelGateway
+from .agent.gateway import ModelGateway
 from .settings import Settings
 
 

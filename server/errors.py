@@ -1,12 +1,17 @@
-"""Every failure becomes one sentence a model can act on.
+"""The one error boundary: every failure reaches the client as one sentence it can act on.
 
-The SDK reports bad arguments with pydantic's multi-line text and hides unexpected
-exceptions behind a generic line; `explain` turns both, and our store errors, into one
-sentence, and the cause is logged to stderr, never sent to the client.
+Expected failures (bad input, not found, store busy, model errors) become the SDK's
+`ToolError` with our sentence in `expected_failures`, which wraps every tool at registration.
+The SDK frames each `ToolError` as "Error executing tool <name>: ..." and reports bad
+arguments with pydantic's multi-line text; `SessionsServer.call_tool` gives the client the
+sentence alone, and an unexpected failure a generic line whose cause is logged to stderr,
+never sent.
 """
 
+import functools
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -14,68 +19,45 @@ from pydantic import ValidationError
 
 from mcp_server_sessions.store import StoreError
 
-from .model import ModelError
+from .agent.gateway import ModelError
+from .validation import describe_validation
 
 logger = logging.getLogger(__name__)
 
-_ID_FIELDS = {"session_id", "user_id", "run_id", "exclude_session_id"}
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def expected_failures(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """`tool` with the store's and the model's failures raised as ToolError with their sentence."""
+
+    @functools.wraps(tool)
+    async def boundary(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await tool(*args, **kwargs)
+        except (StoreError, ModelError) as exc:
+            raise ToolError(str(exc)) from exc
+
+    return boundary
 
 
 class SessionsServer(MCPServer[Any]):
-    """MCPServer whose tool errors are always one clear sentence."""
+    """MCPServer whose tool errors reach the client as our sentence alone."""
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
-            raise ToolError(explain(name, exc)) from exc.__cause__
+            raise ToolError(sentence(name, exc)) from exc.__cause__
 
 
-def explain(tool: str, exc: ToolError) -> str:
+def sentence(tool: str, exc: ToolError) -> str:
     cause = exc.__cause__
-    if isinstance(cause, StoreError | ModelError):
-        return str(cause)
     if isinstance(exc, UnexpectedToolError):  # from the tool body, even a ValidationError of a stored row
         logger.error("tool %s failed unexpectedly", tool, exc_info=cause)
         return f"The {tool} tool failed unexpectedly; the server logged the cause and is still serving, so retry."
+    if isinstance(cause, ToolError):  # raised by expected_failures: the SDK added its frame
+        return str(cause)
     if isinstance(cause, ValidationError):  # only the arguments' validation arrives as a plain ToolError
         return describe_validation(tool, cause)
     return str(exc)
-
-
-def describe_validation(tool: str, error: ValidationError) -> str:
-    problems = error.errors(include_url=False, include_input=False)
-    first = problems[0]
-    field = ".".join(str(part) for part in first["loc"]) or "arguments"
-    name = str(first["loc"][0]) if first["loc"] else ""
-    more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
-    if first["type"] == "unknown_argument":
-        return describe_unknown(tool, first.get("ctx", {}))
-    missing = [".".join(str(part) for part in p["loc"]) for p in problems if p["type"] == "missing"]
-    if missing:
-        names = ", ".join(repr(name) for name in missing)
-        if len(missing) > 1:
-            return f"{tool} needs the arguments {names}; add them and call again."
-        return f"{tool} needs the argument {names}; add it and call again."
-    if first["type"] == "string_pattern_mismatch" and name in _ID_FIELDS:
-        reason = "must be 1 to 128 letters, digits or ._:@- characters"
-    elif first["type"] == "string_unicode":
-        reason = "must be valid Unicode text (it has an unpaired surrogate)"
-    else:
-        reason = first["msg"][0].lower() + first["msg"][1:]
-        reason = reason.replace("input should", "should").replace("value error, ", "")
-    return f"Invalid argument {field!r} for {tool}: {reason}{more}; fix it and call again."
-
-
-MAX_NAMED_UNKNOWN = 5
-
-
-def describe_unknown(tool: str, names: dict[str, list[str]]) -> str:
-    """The refusal of unknown arguments, naming at most MAX_NAMED_UNKNOWN of them, each cut to 40 characters."""
-    named = [repr(name) if len(name) <= 40 else repr(name[:40] + "…") for name in names["unknown"][:MAX_NAMED_UNKNOWN]]
-    more = len(names["unknown"]) - len(named)
-    unknown = ", ".join(named) + (f" and {more} more" if more else "")
-    accepted = ", ".join(names["accepted"]) or "no arguments"
-    if len(names["unknown"]) > 1:
-        return f"{tool} has no arguments {unknown}; remove them and call again (it accepts {accepted})."
-    return f"{tool} has no argument {unknown}; remove it and call again (it accepts {accepted})."

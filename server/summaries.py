@@ -11,7 +11,7 @@ from typing import Any
 from mcp_server_sessions.store import InvalidInput, SessionStore, SessionSummary
 from mcp_server_sessions.store.clock import utc_now
 
-from .model import ModelError, ModelGateway, explain_model_error
+from .agent.gateway import ModelError, ModelGateway, explain_model_error
 
 DEFAULT_INSTRUCTIONS = (
     "Summarize this conversation session for someone who will continue it later. Keep the facts, "

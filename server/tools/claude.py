@@ -3,22 +3,20 @@
 import logging
 from typing import Annotated
 
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from mcp_server_sessions.store import Run
 from mcp_server_sessions.store.limits import ID_PATTERN
 
-from . import rendering
-from .agent_run import RunRequest, run_turn
-from .context import AppContext, app
-from .summaries import summarize
-from .tools import SessionId, UserId, result, run_result
+from .. import rendering
+from ..agent_run import RunRequest, run_turn
+from ..context import AppContext, app
+from ..summaries import summarize
+from .common import SessionId, UserId, result, run_result
 
 logger = logging.getLogger(__name__)
-
-MODEL_CALL = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
 
 class SummaryResult(BaseModel):
@@ -27,11 +25,6 @@ class SummaryResult(BaseModel):
     topics: list[str]
     run_count: int = Field(description="Runs the summary covers.")
     updated_at: str
-
-
-def register_run_tools(server: MCPServer) -> None:
-    server.add_tool(run, annotations=MODEL_CALL)
-    server.add_tool(summarize_session, annotations=MODEL_CALL)
 
 
 async def run(
