@@ -17,21 +17,17 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         prog="mcp-server-sessions",
         description="MCP server for persistent, multi-user conversation sessions (stdio).",
     )
-    parser.add_argument(
-        "--db",
-        default=defaults.db,
-        help="SQLite file, or :memory: (env MCP_SESSIONS_DB; default: %(default)s)",
+    text_flags = (
+        ("--db", defaults.db, "SQLite file, or :memory: (env MCP_SESSIONS_DB; default: %(default)s)"),
+        ("--user", defaults.user, "user_id for calls that name none (env MCP_SESSIONS_USER; default: %(default)s)"),
+        (
+            "--model",
+            defaults.model,
+            "Claude model for run and summarize_session (env MCP_SESSIONS_MODEL; default: %(default)s)",
+        ),
     )
-    parser.add_argument(
-        "--user",
-        default=defaults.user,
-        help="user_id for calls that name none (env MCP_SESSIONS_USER; default: %(default)s)",
-    )
-    parser.add_argument(
-        "--model",
-        default=defaults.model,
-        help="Claude model for run and summarize_session (env MCP_SESSIONS_MODEL; default: %(default)s)",
-    )
+    for flag, default, text in text_flags:
+        parser.add_argument(flag, default=default, help=text)
     parser.add_argument(
         "--model-timeout",
         type=float,
