@@ -10,7 +10,8 @@ from typing import Any
 
 from .errors import InvalidInput
 
-ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+MAX_ID_CHARS = 128
+ID_PATTERN = rf"^[A-Za-z0-9._:@-]{{1,{MAX_ID_CHARS}}}$"
 MAX_TEXT_BYTES = 1_000_000
 MAX_JSON_BYTES = 1_000_000
 MAX_NAME_CHARS = 512

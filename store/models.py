@@ -10,7 +10,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from .limits import MAX_DURATION_MS, MAX_TOKENS, TOOL_CALL_LINE_CHARS
+from .limits import (
+    HISTORY_RUNS,
+    MAX_DURATION_MS,
+    MAX_HISTORY_RUNS,
+    MAX_ID_CHARS,
+    MAX_MODEL_CHARS,
+    MAX_OUTPUT_TOKENS,
+    MAX_SYSTEM_CHARS,
+    MAX_TOKENS,
+    MAX_TOOL_NAME_CHARS,
+    TOOL_CALL_LINE_CHARS,
+)
 
 RunStatus = Literal["running", "completed", "paused", "cancelled", "error"]
 Role = Literal["user", "assistant", "tool"]
@@ -26,10 +37,12 @@ class AgentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(default=None, max_length=200, description="Claude model id.")
-    system: str | None = Field(default=None, max_length=100_000, description="System prompt.")
-    num_history_runs: int = Field(default=3, ge=0, le=100, description="Earlier runs in context.")
-    max_tokens: int | None = Field(default=None, ge=1, le=128_000, description="Output token cap per call.")
+    model: str | None = Field(default=None, max_length=MAX_MODEL_CHARS, description="Claude model id.")
+    system: str | None = Field(default=None, max_length=MAX_SYSTEM_CHARS, description="System prompt.")
+    num_history_runs: int = Field(
+        default=HISTORY_RUNS, ge=0, le=MAX_HISTORY_RUNS, description="Earlier runs in context."
+    )
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS, description="Output token cap per call.")
     auto_summary: bool = Field(default=False, description="Refresh the summary after each run.")
 
 
@@ -88,7 +101,7 @@ class RunMetrics(BaseModel):
     cache_write_tokens: TokenCount | None = None
     duration_ms: Milliseconds | None = None
     time_to_first_token_ms: Milliseconds | None = None
-    model: str | None = Field(default=None, max_length=200)
+    model: str | None = Field(default=None, max_length=MAX_MODEL_CHARS)
 
 
 class StoredRunMetrics(BaseModel):
@@ -169,12 +182,14 @@ class NewToolCall(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tool_name: str = Field(min_length=1, max_length=200, description="The tool's name.")
+    tool_name: str = Field(min_length=1, max_length=MAX_TOOL_NAME_CHARS, description="The tool's name.")
     arguments: dict[str, Any] = Field(default_factory=dict, description="Its arguments.")
     result: JsonValue = Field(default=None, description="What it returned (any JSON).")
     is_error: bool = Field(default=False, description="True if it failed.")
     duration_ms: Milliseconds | None = Field(default=None, description="How long it took.")
-    tool_call_id: str | None = Field(default=None, max_length=128, description="The host's id for the call, if any.")
+    tool_call_id: str | None = Field(
+        default=None, max_length=MAX_ID_CHARS, description="The host's id for the call, if any."
+    )
 
     def history_line(self) -> str:
         """The call as one line of chat history, cut to TOOL_CALL_LINE_CHARS: the call itself is stored whole."""
