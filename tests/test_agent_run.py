@@ -10,7 +10,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from mcp_server_sessions.server.agent_run import MAX_MODEL_CALLS
+from mcp_server_sessions.server.agent.turn import MAX_MODEL_CALLS
 from mcp_server_sessions.server.app import build_server
 from mcp_server_sessions.server.settings import Settings
 from tests.anthropic_double import MessagesDouble, error, forced_tool_input, text, tool_use, tool_uses

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from mcp_server_sessions.server.agent_tools import BoundTools
+from mcp_server_sessions.server.agent.inner_tools import InnerTools
 from mcp_server_sessions.store import (
     InvalidInput,
     NewMessage,
@@ -215,7 +215,7 @@ def test_a_query_is_read_up_to_its_first_max_query_chars_characters() -> None:
 
 async def test_the_models_search_tool_takes_a_long_query(store: SessionStore) -> None:
     await say(store, "alice", "earlier", "r1", "a fjord trip")
-    text, record = await BoundTools(store, "alice", "current").call(
+    text, record = await InnerTools(store.for_user("alice"), "current").call(
         "search_previous_sessions", {"query": "fjord " + "zzz " * 10_000}
     )
     assert not record.is_error, text

@@ -7,13 +7,13 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from mcp_server_sessions.store import Run
+from mcp_server_sessions.store import Run, UserSessions
 from mcp_server_sessions.store.limits import ID_PATTERN
 
 from .. import rendering
-from ..agent_run import RunRequest, run_turn
-from ..context import AppContext, app
-from ..summaries import summarize
+from ..agent.summaries import summarize
+from ..agent.turn import RunRequest, run_turn
+from ..context import AppContext, app, user_sessions
 from .common import SessionId, UserId, result, run_result
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ async def run(
     """Send a message to Claude in a session: it sees the summary, state and recent runs, may use session
     tools; the turn is stored and progress streams the text."""
     context = app(ctx)
-    user = user_id or context.settings.user
+    sessions = user_sessions(ctx, user_id)
     streamed = 0
 
     async def progress(delta: str) -> None:
@@ -53,11 +53,11 @@ async def run(
         streamed += len(delta)
         await ctx.report_progress(streamed, message=delta)
 
-    request = RunRequest(user, session_id, message, num_history_runs, system, model, max_tokens)
-    finished = await run_turn(context.store, context.gateway, context.settings.model, request, progress)
-    session = await context.store.get_session(user, finished.session_id)
+    request = RunRequest(session_id, message, num_history_runs, system, model, max_tokens)
+    finished = await run_turn(sessions, context.gateway, context.settings.model, request, progress)
+    session = await sessions.get_session(finished.session_id)
     if session.agent is not None and session.agent.auto_summary:
-        context.background.start_soon(_refresh_summary, context, user, finished.session_id)
+        context.background.start_soon(_refresh_summary, context, sessions, finished.session_id)
     return run_result(finished, finished.content or rendering.run_line(finished))
 
 
@@ -73,15 +73,14 @@ async def summarize_session(
     """Summarize a session with Claude, building on its previous summary; stored, and used in later runs'
     context."""
     context = app(ctx)
-    summary = await summarize(
-        context.store, context.gateway, context.settings.model, user_id or context.settings.user, session_id, prompt
-    )
+    sessions = user_sessions(ctx, user_id)
+    summary = await summarize(sessions, context.gateway, context.settings.model, session_id, prompt)
     data = SummaryResult(session_id=session_id, **summary.model_dump())
     return result(data, f"{summary.summary}\nTopics: {', '.join(summary.topics)}")
 
 
-async def _refresh_summary(context: AppContext, user_id: str, session_id: str) -> None:
+async def _refresh_summary(context: AppContext, sessions: UserSessions, session_id: str) -> None:
     try:
-        await summarize(context.store, context.gateway, context.settings.model, user_id, session_id)
+        await summarize(sessions, context.gateway, context.settings.model, session_id)
     except Exception:
         logger.warning("automatic summary of session %r failed", session_id, exc_info=True)

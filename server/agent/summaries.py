@@ -8,10 +8,10 @@ session it covers; the next one reads only the runs after those.
 import json
 from typing import Any
 
-from mcp_server_sessions.store import InvalidInput, SessionStore, SessionSummary
+from mcp_server_sessions.store import InvalidInput, SessionSummary, UserSessions
 from mcp_server_sessions.store.clock import utc_now
 
-from .agent.gateway import ModelError, ModelGateway, explain_model_error
+from .gateway import ModelError, ModelGateway, explain_model_error
 
 DEFAULT_INSTRUCTIONS = (
     "Summarize this conversation session for someone who will continue it later. Keep the facts, "
@@ -35,17 +35,12 @@ MAX_TRANSCRIPT_CHARS = 400_000
 
 
 async def summarize(
-    store: SessionStore,
-    gateway: ModelGateway,
-    default_model: str,
-    user_id: str,
-    session_id: str,
-    prompt: str | None = None,
+    sessions: UserSessions, gateway: ModelGateway, default_model: str, session_id: str, prompt: str | None = None
 ) -> SessionSummary:
     client = await gateway.client()
-    session = await store.get_session(user_id, session_id)
+    session = await sessions.get_session(session_id)
     previous = session.summary
-    runs, run_count = await store.runs_for_summary(user_id, session_id, previous.run_count if previous else 0)
+    runs, run_count = await sessions.runs_for_summary(session_id, previous.run_count if previous else 0)
     if previous is not None and not runs and prompt is None:
         return previous  # nothing new since the last summary
     if previous is None and not runs:
@@ -84,7 +79,7 @@ async def summarize(
         run_count=run_count,
         updated_at=utc_now(),
     )
-    await store.set_summary(user_id, session_id, summary)
+    await sessions.set_summary(session_id, summary)
     return summary
 
 

@@ -22,13 +22,13 @@ from mcp_server_sessions.store import (
     NewToolCall,
     Run,
     RunMetrics,
-    SessionStore,
     StoreError,
+    UserSessions,
 )
 from mcp_server_sessions.store.limits import MAX_TOKENS, MAX_TOOL_CALLS_PER_RUN, text_bytes
 
-from . import agent_context, agent_tools
-from .agent.gateway import ModelError, ModelGateway, explain_model_error
+from . import inner_tools, prompt
+from .gateway import ModelError, ModelGateway, explain_model_error
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ Progress = Callable[[str], Awaitable[None]]
 
 @dataclass(frozen=True)
 class RunRequest:
-    user_id: str
     session_id: str | None
     message: str
     num_history_runs: int | None = None
@@ -94,45 +93,43 @@ class _Turn:
 
 
 async def run_turn(
-    store: SessionStore, gateway: ModelGateway, default_model: str, request: RunRequest, progress: Progress
+    sessions: UserSessions, gateway: ModelGateway, default_model: str, request: RunRequest, progress: Progress
 ) -> Run:
     """Run one turn; raises ModelError (after storing the run as `error`) when the model fails."""
     client = await gateway.client()
     text_bytes(request.message, "message")  # refuse before paying for a model call the store would refuse
-    session, _ = await store.start_session(request.user_id, request.session_id)
+    session, _ = await sessions.start_session(request.session_id)
     config = session.agent or AgentConfig()
     num_runs = request.num_history_runs if request.num_history_runs is not None else config.num_history_runs
-    history = await store.context_messages(request.user_id, session.session_id, num_runs)
+    history = await sessions.context_messages(session.session_id, num_runs)
     turn = _Turn(
         run_id=str(uuid.uuid4()), message=request.message, model=request.model or config.model or default_model
     )
-    tools = agent_tools.BoundTools(store, request.user_id, session.session_id)
+    tools = inner_tools.InnerTools(sessions, session.session_id)
     params = {
         "model": turn.model,
         "max_tokens": request.max_tokens or config.max_tokens or DEFAULT_MAX_TOKENS,
-        "system": agent_context.system_blocks(session, request.system),
-        "tools": agent_tools.definitions(),
+        "system": prompt.system_blocks(session, request.system),
+        "tools": inner_tools.definitions(),
     }
-    conversation = agent_context.with_new_message(agent_context.history_messages(history), request.message)
+    conversation = prompt.with_new_message(prompt.history_messages(history), request.message)
 
     async def finish(status: str, error: str | None = None) -> Run:
         with anyio.CancelScope(shield=True):  # a cancelled run is still stored, as `cancelled`
             try:
-                run, _ = await store.append_run(
-                    request.user_id, session.session_id, turn.record(status, error), finishing=True
-                )
+                run, _ = await sessions.append_run(session.session_id, turn.record(status, error), finishing=True)
             except InvalidInput as problem:  # the turn outgrew a limit: keep its outcome, not its content
                 logger.warning("run %s stored without its messages: %s", turn.run_id, problem)
-                run, _ = await store.append_run(
-                    request.user_id, session.session_id, turn.record("error", str(problem), whole=False), finishing=True
+                run, _ = await sessions.append_run(
+                    session.session_id, turn.record("error", str(problem), whole=False), finishing=True
                 )
         return run
 
     try:
-        await store.begin_run(request.user_id, session.session_id, turn.run_id, request.message)
+        await sessions.begin_run(session.session_id, turn.run_id, request.message)
         for _ in range(MAX_MODEL_CALLS):
             reply = await _stream_call(client, params, conversation, turn, progress)
-            blocks = [agent_context.stored_block(block) for block in reply.content]
+            blocks = [prompt.stored_block(block) for block in reply.content]
             uses = [block for block in blocks if block["type"] == "tool_use"]
             if reply.stop_reason != "tool_use" and uses:  # cut off mid-call (max_tokens): keep the text only
                 blocks, uses = [block for block in blocks if block["type"] != "tool_use"], []
@@ -178,7 +175,7 @@ async def _stream_call(
     client: Any, params: dict[str, Any], conversation: list[dict[str, Any]], turn: _Turn, progress: Progress
 ) -> Any:
     started = time.perf_counter()
-    async with client.messages.stream(messages=agent_context.mark_cache_point(conversation), **params) as stream:
+    async with client.messages.stream(messages=prompt.mark_cache_point(conversation), **params) as stream:
         async for event in stream:
             if event.type == "text":
                 if turn.first_token_ms is None:

@@ -1,7 +1,8 @@
-"""The tools the model gets inside a run, bound to the run's own session and user.
+"""The tools a model calls inside a run, bound to the run's own session through its owner's handle.
 
 They take no session or user argument, so a model can never reach another user's data: every
-call goes through the same store methods as the MCP tools, with the run's owner.
+call goes through the handle of the run's owner, the same handle the MCP tools use, with the
+run's session.
 """
 
 import json
@@ -12,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mcp_server_sessions.store import InvalidInput, NewToolCall, SessionStore, StoreError
+from mcp_server_sessions.store import InvalidInput, NewToolCall, StoreError, UserSessions
 
 MAX_RESULT_CHARS = 100_000
 
@@ -63,9 +64,10 @@ def definitions() -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
-class BoundTools:
-    store: SessionStore
-    user_id: str
+class InnerTools:
+    """The inner tools of one run: its owner's handle and its session."""
+
+    sessions: UserSessions
     session_id: str
 
     async def call(self, name: str, arguments: Any) -> tuple[str, NewToolCall]:
@@ -94,22 +96,16 @@ class BoundTools:
             raise InvalidInput(f"There is no tool named {name!r}; use one of {', '.join(_TOOLS)}.")
         args = _TOOLS[name][1].model_validate(arguments)
         if isinstance(args, _HistoryArgs):
-            page = await self.store.get_chat_history(
-                self.user_id, self.session_id, last_n_runs=args.last_n_runs, limit=args.limit
-            )
+            page = await self.sessions.get_chat_history(self.session_id, last_n_runs=args.last_n_runs, limit=args.limit)
             return [m.model_dump() for m in page.messages]
         if isinstance(args, _ToolCallArgs):
-            calls = await self.store.get_tool_calls(
-                self.user_id, self.session_id, limit=args.limit, tool_name=args.tool_name
-            )
+            calls = await self.sessions.get_tool_calls(self.session_id, limit=args.limit, tool_name=args.tool_name)
             return [c.model_dump() for c in calls.tool_calls]
         if isinstance(args, _SearchArgs):
-            hits = await self.store.search(
-                self.user_id, args.query, exclude_session_id=self.session_id, limit=args.limit
-            )
+            hits = await self.sessions.search(args.query, exclude_session_id=self.session_id, limit=args.limit)
             return [h.model_dump() for h in hits]
         assert isinstance(args, _StateArgs)
-        session = await self.store.update_session(self.user_id, self.session_id, state=args.session_state_updates)
+        session = await self.sessions.update_session(self.session_id, state=args.session_state_updates)
         return {"state": session.state}
 
 
