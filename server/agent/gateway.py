@@ -6,14 +6,16 @@ credentials are set (`warm_up`), and awaited by the first tool that needs the mo
 `get_session` sent meanwhile is answered as usual.
 """
 
+from __future__ import annotations
+
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
 if TYPE_CHECKING:
-    from anthropic import AsyncAnthropic
+    from anthropic import APIStatusError, AsyncAnthropic
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ class ModelGateway:
         self._client: AsyncAnthropic | None = None
         self._creating = anyio.Lock()
 
-    async def client(self) -> "AsyncAnthropic":
+    async def client(self) -> AsyncAnthropic:
         if not has_credentials():
             raise ModelError(
                 "This tool calls Claude and needs ANTHROPIC_API_KEY in the server's environment; "
@@ -52,7 +54,7 @@ class ModelGateway:
             except Exception:
                 logger.warning("could not prepare the model client; the first run will try again", exc_info=True)
 
-    def _create(self) -> "AsyncAnthropic":
+    def _create(self) -> AsyncAnthropic:
         from anthropic import AsyncAnthropic
 
         return AsyncAnthropic(timeout=self._timeout_s, max_retries=self._max_retries)
@@ -92,8 +94,8 @@ def explain_model_error(exc: Exception) -> ModelError:
     return ModelError("The model call failed unexpectedly; the server logged the cause, retry in a moment.")
 
 
-def _error_type(exc: Any) -> str:
-    body = getattr(exc, "body", None)
+def _error_type(exc: APIStatusError) -> str:
+    body = exc.body
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and isinstance(error.get("type"), str):

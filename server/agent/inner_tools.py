@@ -5,15 +5,20 @@ call goes through the handle of the run's owner, the same handle the MCP tools u
 run's session.
 """
 
+from __future__ import annotations
+
 import json
 import time
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from mcp_server_sessions.store import InvalidInput, NewToolCall, StoreError, UserSessions
+
+if TYPE_CHECKING:
+    from anthropic.types import ToolParam
 
 MAX_RESULT_CHARS = 100_000
 
@@ -38,7 +43,7 @@ class _SearchArgs(BaseModel):
 
 class _StateArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    session_state_updates: dict[str, Any] = Field(
+    session_state_updates: dict[str, object] = Field(
         description="Top-level keys to set in the session state (merged into it)."
     )
 
@@ -55,7 +60,7 @@ _TOOLS: dict[str, tuple[str, type[BaseModel]]] = {
 
 
 @cache
-def definitions() -> list[dict[str, Any]]:
+def definitions() -> list[ToolParam]:
     """The tools in the Messages API's format (built once: schema generation is not cheap)."""
     return [
         {"name": name, "description": description, "input_schema": model.model_json_schema()}
@@ -70,12 +75,14 @@ class InnerTools:
     sessions: UserSessions
     session_id: str
 
-    async def call(self, name: str, arguments: Any) -> tuple[str, NewToolCall]:
-        """Run one tool call; its result text for the model and its record for the run."""
+    async def call(self, name: str, arguments: object) -> tuple[str, NewToolCall]:
+        """Run one tool call (`arguments`: the JSON the model sent); its result text for the model and its
+        record for the run."""
         started = time.perf_counter()
         is_error = False
+        result: JsonValue
         try:
-            result: Any = await self._dispatch(name, arguments)
+            result = await self._dispatch(name, arguments)
         except (StoreError, ValueError) as exc:
             is_error = True
             result = _problem(exc)
@@ -91,7 +98,7 @@ class InnerTools:
         )
         return text, record
 
-    async def _dispatch(self, name: str, arguments: Any) -> Any:
+    async def _dispatch(self, name: str, arguments: object) -> JsonValue:
         if name not in _TOOLS:
             raise InvalidInput(f"There is no tool named {name!r}; use one of {', '.join(_TOOLS)}.")
         args = _TOOLS[name][1].model_validate(arguments)

@@ -5,13 +5,18 @@ The model answers through a forced tool call, so the summary arrives as structur
 session it covers; the next one reads only the runs after those.
 """
 
-import json
-from typing import Any
+from __future__ import annotations
 
-from mcp_server_sessions.store import InvalidInput, SessionSummary, UserSessions
+import json
+from typing import TYPE_CHECKING
+
+from mcp_server_sessions.store import InvalidInput, RunTranscript, SessionSummary, UserSessions
 from mcp_server_sessions.store.clock import utc_now
 
 from .gateway import ModelError, ModelGateway, explain_model_error
+
+if TYPE_CHECKING:
+    from anthropic.types import Message, ToolParam
 
 DEFAULT_INSTRUCTIONS = (
     "Summarize this conversation session for someone who will continue it later. Keep the facts, "
@@ -19,7 +24,7 @@ DEFAULT_INSTRUCTIONS = (
     "summary when one is given: the result must cover both it and the new turns. Then list the "
     "main topics as short noun phrases."
 )
-_TOOL = {
+_TOOL: ToolParam = {
     "name": "record_summary",
     "description": "Record the session summary.",
     "input_schema": {
@@ -45,37 +50,27 @@ async def summarize(
         return previous  # nothing new since the last summary
     if previous is None and not runs:
         raise InvalidInput(f"Session {session_id!r} has no completed runs to summarize yet; run or record_run first.")
-    turns: list[str] = []
-    size = 0
-    for run in runs:
-        turn = f"[run {run.run_id}]\nUser: {run.input}\nAssistant: {run.content or ''}"
-        if turns and size + len(turn) > MAX_TRANSCRIPT_CHARS:
-            run_count = run.position - 1  # the rest waits for the next summary
-            break
-        turns.append(turn[:MAX_TRANSCRIPT_CHARS])
-        size += len(turn)
-    transcript = "\n\n".join(turns)
+    transcript, run_count = _transcript(runs, run_count)
     parts = []
     if previous is not None:
         parts.append(f"Previous summary (covers the first {previous.run_count} runs):\n{previous.summary}")
     parts.append(f"New turns:\n{transcript}" if runs else "No new turns.")
     agent = session.agent
-    request: dict[str, Any] = {
-        "model": (agent.model if agent and agent.model else None) or default_model,
-        "max_tokens": 2048,
-        "system": prompt or DEFAULT_INSTRUCTIONS,
-        "messages": [{"role": "user", "content": "\n\n".join(parts)}],
-        "tools": [_TOOL],
-        "tool_choice": {"type": "tool", "name": _TOOL["name"]},
-    }
     try:
-        reply = await client.messages.create(**request)
+        reply = await client.messages.create(
+            model=(agent.model if agent and agent.model else None) or default_model,
+            max_tokens=2048,
+            system=prompt or DEFAULT_INSTRUCTIONS,
+            messages=[{"role": "user", "content": "\n\n".join(parts)}],
+            tools=[_TOOL],
+            tool_choice={"type": "tool", "name": _TOOL["name"]},
+        )
     except Exception as exc:
         raise explain_model_error(exc) from exc
-    fields = _tool_input(reply)
+    text, topics = _tool_input(reply)
     summary = SessionSummary(
-        summary=fields["summary"].strip(),
-        topics=[str(topic).strip() for topic in fields["topics"] if str(topic).strip()][:10],
+        summary=text.strip(),
+        topics=[str(topic).strip() for topic in topics if str(topic).strip()][:10],
         run_count=run_count,
         updated_at=utc_now(),
     )
@@ -83,10 +78,28 @@ async def summarize(
     return summary
 
 
-def _tool_input(reply: Any) -> dict[str, Any]:
+def _transcript(runs: list[RunTranscript], run_count: int) -> tuple[str, int]:
+    """The runs as text of at most MAX_TRANSCRIPT_CHARS, and the runs it covers (the rest waits for the next
+    summary)."""
+    turns: list[str] = []
+    size = 0
+    for run in runs:
+        turn = f"[run {run.run_id}]\nUser: {run.input}\nAssistant: {run.content or ''}"
+        if turns and size + len(turn) > MAX_TRANSCRIPT_CHARS:
+            run_count = run.position - 1
+            break
+        turns.append(turn[:MAX_TRANSCRIPT_CHARS])
+        size += len(turn)
+    return "\n\n".join(turns), run_count
+
+
+def _tool_input(reply: Message) -> tuple[str, list[object]]:
+    """The summary and topics of the forced tool call."""
     for block in reply.content:
         if block.type == "tool_use" and block.name == _TOOL["name"]:
-            data = block.input if isinstance(block.input, dict) else json.loads(block.input)
-            if isinstance(data.get("summary"), str) and isinstance(data.get("topics"), list):
-                return data
+            data: object = block.input
+            if isinstance(data, str):  # the SDK parses it; a raw string is read as JSON all the same
+                data = json.loads(data)
+            if isinstance(data, dict) and isinstance(data.get("summary"), str) and isinstance(data.get("topics"), list):
+                return data["summary"], data["topics"]
     raise ModelError("The model did not return a summary in the expected shape; try summarize_session again.")

@@ -5,30 +5,30 @@ The run row is committed `running` first (so a crash leaves a trace the next sta
 committed together at the end, whether it completed, failed or was cancelled.
 """
 
+from __future__ import annotations
+
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 
-from mcp_server_sessions.store import (
-    AgentConfig,
-    InvalidInput,
-    NewMessage,
-    NewRun,
-    NewToolCall,
-    Run,
-    RunMetrics,
-    StoreError,
-    UserSessions,
-)
-from mcp_server_sessions.store.limits import MAX_TOKENS, MAX_TOOL_CALLS_PER_RUN, text_bytes
+from mcp_server_sessions.store import AgentConfig, InvalidInput, Run, StoreError, UserSessions
+from mcp_server_sessions.store.limits import MAX_TOOL_CALLS_PER_RUN, text_bytes
+from mcp_server_sessions.store.models import RunStatus
 
 from . import inner_tools, prompt
 from .gateway import ModelError, ModelGateway, explain_model_error
+from .inner_tools import InnerTools
+from .prompt import Utterance
+from .transcript import Transcript
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from anthropic.types import Message, TextBlockParam, ToolParam, ToolResultBlockParam, ToolUseBlockParam
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ Progress = Callable[[str], Awaitable[None]]
 
 @dataclass(frozen=True)
 class RunRequest:
+    """A `run` call: the message, and what it overrides of the session's agent config for this run."""
+
     session_id: str | None
     message: str
     num_history_runs: int | None = None
@@ -48,48 +50,14 @@ class RunRequest:
     max_tokens: int | None = None
 
 
-@dataclass
-class _Turn:
-    """What the run has produced so far; stored as it stands however the run ends."""
+@dataclass(frozen=True)
+class ModelCall:
+    """What every model call of a turn sends besides the conversation."""
 
-    run_id: str
-    message: str
     model: str
-    started: float = field(default_factory=time.perf_counter)
-    messages: list[NewMessage] = field(default_factory=list)
-    tool_calls: list[NewToolCall] = field(default_factory=list)
-    text: str = ""
-    partial: str = ""
-    usage: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0})
-    first_token_ms: float | None = None
-
-    def record(self, status: str, error: str | None = None, *, whole: bool = True) -> NewRun:
-        """The run as it stands; `whole=False` keeps only the message, status and metrics."""
-        content = self.text or self.partial or None
-        messages = [NewMessage(role="user", content=self.message), *(self.messages if whole else [])]
-        if status != "completed" and self.partial and whole:
-            messages.append(NewMessage(role="assistant", content=self.partial))
-        u = {kind: min(count, MAX_TOKENS) for kind, count in self.usage.items()}  # absurd usage must not lose the run
-        metrics = RunMetrics(
-            input_tokens=u["input"],
-            output_tokens=u["output"],
-            total_tokens=min(u["input"] + u["output"], MAX_TOKENS),
-            cache_read_tokens=u["cache_read"],
-            cache_write_tokens=u["cache_write"],
-            duration_ms=round((time.perf_counter() - self.started) * 1000, 3),
-            time_to_first_token_ms=self.first_token_ms,
-            model=self.model,
-        )
-        return NewRun(
-            run_id=self.run_id,
-            input=self.message,
-            content=content if whole else None,
-            status=status,  # type: ignore[arg-type]
-            messages=messages,
-            tool_calls=self.tool_calls if whole else [],
-            metrics=metrics,
-            error=error,
-        )
+    max_tokens: int
+    system: list[TextBlockParam]
+    tools: list[ToolParam]
 
 
 async def run_turn(
@@ -98,94 +66,136 @@ async def run_turn(
     """Run one turn; raises ModelError (after storing the run as `error`) when the model fails."""
     client = await gateway.client()
     text_bytes(request.message, "message")  # refuse before paying for a model call the store would refuse
-    session, _ = await sessions.start_session(request.session_id)
-    config = session.agent or AgentConfig()
-    num_runs = request.num_history_runs if request.num_history_runs is not None else config.num_history_runs
-    history = await sessions.context_messages(session.session_id, num_runs)
-    turn = _Turn(
-        run_id=str(uuid.uuid4()), message=request.message, model=request.model or config.model or default_model
-    )
-    tools = inner_tools.InnerTools(sessions, session.session_id)
-    params = {
-        "model": turn.model,
-        "max_tokens": request.max_tokens or config.max_tokens or DEFAULT_MAX_TOKENS,
-        "system": prompt.system_blocks(session, request.system),
-        "tools": inner_tools.definitions(),
-    }
-    conversation = prompt.with_new_message(prompt.history_messages(history), request.message)
+    turn = await Turn.prepare(sessions, client, default_model, request, progress)
+    return await turn.run()
 
-    async def finish(status: str, error: str | None = None) -> Run:
-        with anyio.CancelScope(shield=True):  # a cancelled run is still stored, as `cancelled`
-            try:
-                run, _ = await sessions.append_run(session.session_id, turn.record(status, error), finishing=True)
-            except InvalidInput as problem:  # the turn outgrew a limit: keep its outcome, not its content
-                logger.warning("run %s stored without its messages: %s", turn.run_id, problem)
-                run, _ = await sessions.append_run(
-                    session.session_id, turn.record("error", str(problem), whole=False), finishing=True
-                )
-        return run
 
-    try:
-        await sessions.begin_run(session.session_id, turn.run_id, request.message)
-        for _ in range(MAX_MODEL_CALLS):
-            reply = await _stream_call(client, params, conversation, turn, progress)
-            blocks = [prompt.stored_block(block) for block in reply.content]
-            uses = [block for block in blocks if block["type"] == "tool_use"]
-            if reply.stop_reason != "tool_use" and uses:  # cut off mid-call (max_tokens): keep the text only
-                blocks, uses = [block for block in blocks if block["type"] != "tool_use"], []
-            text = "".join(block["text"] for block in blocks if block["type"] == "text")
-            conversation.append({"role": "assistant", "content": blocks})
-            turn.messages.append(NewMessage(role="assistant", content=text, blocks=blocks, is_tool=bool(uses)))
-            turn.partial = ""
-            if not uses:
-                turn.text = text
-                return await finish("completed")
-            if len(turn.tool_calls) + len(uses) > MAX_TOOL_CALLS_PER_RUN:
-                break
-            results = []
-            for use in uses:
-                result_text, call = await tools.call(use["name"], use["input"])
-                call.tool_call_id = use["id"]
-                turn.tool_calls.append(call)
-                results.append(
-                    {"type": "tool_result", "tool_use_id": use["id"], "content": result_text, "is_error": call.is_error}
-                )
-            conversation.append({"role": "user", "content": results})
-            lines = [f"{c.tool_name} -> {'error' if c.is_error else 'ok'}" for c in turn.tool_calls[-len(uses) :]]
-            turn.messages.append(NewMessage(role="tool", content="\n".join(lines), blocks=results, is_tool=True))
-        message = (
-            f"The model was still calling tools after {len(turn.tool_calls)} tool calls in "
-            f"{MAX_MODEL_CALLS} model calls at most, so run {turn.run_id!r} was stopped; ask a narrower "
-            "question or continue with another run."
+@dataclass
+class Turn:
+    """A turn's steps over its session: prepare, then model calls and tool uses, then finish."""
+
+    sessions: UserSessions
+    session_id: str
+    client: AsyncAnthropic
+    call: ModelCall
+    conversation: list[Utterance]
+    tools: InnerTools
+    progress: Progress
+    transcript: Transcript
+
+    @classmethod
+    async def prepare(
+        cls,
+        sessions: UserSessions,
+        client: AsyncAnthropic,
+        default_model: str,
+        request: RunRequest,
+        progress: Progress,
+    ) -> Turn:
+        """The session (started when new), the context the model sees, and the fixed part of every call."""
+        session, _ = await sessions.start_session(request.session_id)
+        config = session.agent or AgentConfig()
+        num_runs = request.num_history_runs if request.num_history_runs is not None else config.num_history_runs
+        history = await sessions.context_messages(session.session_id, num_runs)
+        model = request.model or config.model or default_model
+        call = ModelCall(
+            model=model,
+            max_tokens=request.max_tokens or config.max_tokens or DEFAULT_MAX_TOKENS,
+            system=prompt.system_blocks(session, request.system),
+            tools=inner_tools.definitions(),
         )
-        await finish("error", message)
-        raise ModelError(message)
-    except anyio.get_cancelled_exc_class():
-        await finish("cancelled", "The client cancelled the run.")
-        raise
-    except (ModelError, StoreError):
-        raise
-    except Exception as exc:
-        error = explain_model_error(exc)
-        await finish("error", str(error))
-        raise ModelError(f"{str(error)[:-1]} (run {turn.run_id!r} was stored with status error).") from exc
+        return cls(
+            sessions=sessions,
+            session_id=session.session_id,
+            client=client,
+            call=call,
+            conversation=prompt.with_new_message(prompt.history_messages(history), request.message),
+            tools=InnerTools(sessions, session.session_id),
+            progress=progress,
+            transcript=Transcript(run_id=str(uuid.uuid4()), message=request.message, model=model),
+        )
 
+    async def run(self) -> Run:
+        """At most MAX_MODEL_CALLS model calls, each followed by the tool uses it asks for; the run is
+        stored however it ends."""
+        run_id = self.transcript.run_id
+        try:
+            await self.sessions.begin_run(self.session_id, run_id, self.transcript.message)
+            for _ in range(MAX_MODEL_CALLS):
+                uses = self.take_reply(await self.call_model())
+                if not uses:
+                    return await self.finish("completed")
+                if len(self.transcript.tool_calls) + len(uses) > MAX_TOOL_CALLS_PER_RUN:
+                    break
+                await self.use_tools(uses)
+            message = (
+                f"The model was still calling tools after {len(self.transcript.tool_calls)} tool calls in "
+                f"{MAX_MODEL_CALLS} model calls at most, so run {run_id!r} was stopped; ask a narrower "
+                "question or continue with another run."
+            )
+            await self.finish("error", message)
+            raise ModelError(message)
+        except anyio.get_cancelled_exc_class():
+            await self.finish("cancelled", "The client cancelled the run.")
+            raise
+        except (ModelError, StoreError):
+            raise
+        except Exception as exc:
+            error = explain_model_error(exc)
+            await self.finish("error", str(error))
+            raise ModelError(f"{str(error)[:-1]} (run {run_id!r} was stored with status error).") from exc
 
-async def _stream_call(
-    client: Any, params: dict[str, Any], conversation: list[dict[str, Any]], turn: _Turn, progress: Progress
-) -> Any:
-    started = time.perf_counter()
-    async with client.messages.stream(messages=prompt.mark_cache_point(conversation), **params) as stream:
-        async for event in stream:
-            if event.type == "text":
-                if turn.first_token_ms is None:
-                    turn.first_token_ms = round((time.perf_counter() - started) * 1000, 3)
-                turn.partial += event.text
-                await progress(event.text)
-        reply = await stream.get_final_message()
-    usage = reply.usage
-    turn.usage["input"] += usage.input_tokens or 0
-    turn.usage["output"] += usage.output_tokens or 0
-    turn.usage["cache_read"] += usage.cache_read_input_tokens or 0
-    turn.usage["cache_write"] += usage.cache_creation_input_tokens or 0
-    return reply
+    async def call_model(self) -> Message:
+        """One streamed model call over the conversation so far; its text is reported as it arrives."""
+        started = time.perf_counter()
+        async with self.client.messages.stream(
+            messages=prompt.request_messages(self.conversation),
+            model=self.call.model,
+            max_tokens=self.call.max_tokens,
+            system=self.call.system,
+            tools=self.call.tools,
+        ) as stream:
+            async for event in stream:
+                if event.type == "text":
+                    self.transcript.streamed(event.text, started)
+                    await self.progress(event.text)
+            reply = await stream.get_final_message()
+        self.transcript.tokens.add(reply.usage)
+        return reply
+
+    def take_reply(self, reply: Message) -> list[ToolUseBlockParam]:
+        """The reply into the conversation and the transcript; the tool uses it asks for (none: it is the answer)."""
+        blocks = [prompt.stored_block(block) for block in reply.content]
+        uses = [block for block in blocks if block["type"] == "tool_use"]
+        if reply.stop_reason != "tool_use" and uses:  # cut off mid-call (max_tokens): keep the text only
+            blocks, uses = [block for block in blocks if block["type"] != "tool_use"], []
+        text = "".join(block["text"] for block in blocks if block["type"] == "text")
+        self.conversation.append(Utterance("assistant", blocks))
+        self.transcript.replied(text, blocks, final=not uses)
+        return uses
+
+    async def use_tools(self, uses: list[ToolUseBlockParam]) -> None:
+        """Each tool use run in order; the results go back to the model as the next user message."""
+        results: list[ToolResultBlockParam] = []
+        for use in uses:
+            result_text, call = await self.tools.call(use["name"], use["input"])
+            call.tool_call_id = use["id"]
+            self.transcript.tool_calls.append(call)  # kept even if the turn ends before the next one
+            results.append(
+                {"type": "tool_result", "tool_use_id": use["id"], "content": result_text, "is_error": call.is_error}
+            )
+        self.conversation.append(Utterance("user", list(results)))
+        self.transcript.answered(results)
+
+    async def finish(self, status: RunStatus, error: str | None = None) -> Run:
+        """The run stored as it stands, shielded: a cancelled run is still stored, as `cancelled`."""
+        with anyio.CancelScope(shield=True):
+            try:
+                run, _ = await self.sessions.append_run(
+                    self.session_id, self.transcript.record(status, error), finishing=True
+                )
+            except InvalidInput as problem:  # the turn outgrew a limit: keep its outcome, not its content
+                logger.warning("run %s stored without its messages: %s", self.transcript.run_id, problem)
+                record = self.transcript.record("error", str(problem), whole=False)
+                run, _ = await self.sessions.append_run(self.session_id, record, finishing=True)
+        return run
