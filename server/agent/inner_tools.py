@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import Field, JsonValue, ValidationError
 
 from mcp_server_sessions.store import InvalidInput, NewToolCall, StoreError, UserSessions
+
+from ..schemas import RefusingUnknownArguments
+from ..validation import describe_validation
 
 if TYPE_CHECKING:
     from anthropic.types import ToolParam
@@ -23,32 +26,28 @@ if TYPE_CHECKING:
 MAX_RESULT_CHARS = 100_000
 
 
-class _HistoryArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _HistoryArgs(RefusingUnknownArguments):
     last_n_runs: int | None = Field(default=None, ge=1, le=1000, description="Only the last N runs.")
     limit: int = Field(default=50, ge=1, le=200, description="Most messages to return.")
 
 
-class _ToolCallArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _ToolCallArgs(RefusingUnknownArguments):
     limit: int = Field(default=20, ge=1, le=100, description="Most tool calls to return, newest first.")
     tool_name: str | None = Field(default=None, max_length=200, description="Only calls of this tool.")
 
 
-class _SearchArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _SearchArgs(RefusingUnknownArguments):
     query: str = Field(min_length=1, description="Words to look for in earlier sessions.")
     limit: int = Field(default=5, ge=1, le=20, description="Most results.")
 
 
-class _StateArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _StateArgs(RefusingUnknownArguments):
     session_state_updates: dict[str, object] = Field(
         description="Top-level keys to set in the session state (merged into it)."
     )
 
 
-_TOOLS: dict[str, tuple[str, type[BaseModel]]] = {
+_TOOLS: dict[str, tuple[str, type[RefusingUnknownArguments]]] = {
     "get_chat_history": ("Read earlier messages of this session, oldest first.", _HistoryArgs),
     "get_tool_call_history": ("Read earlier tool calls of this session, newest first.", _ToolCallArgs),
     "search_previous_sessions": (
@@ -83,9 +82,10 @@ class InnerTools:
         result: JsonValue
         try:
             result = await self._dispatch(name, arguments)
+        except ValidationError as exc:  # the wording MCP clients get for a refused argument
+            is_error, result = True, describe_validation(name, exc)
         except (StoreError, ValueError) as exc:
-            is_error = True
-            result = _problem(exc)
+            is_error, result = True, str(exc)
         text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
         if len(text) > MAX_RESULT_CHARS:
             text = result = text[:MAX_RESULT_CHARS] + " …(cut: ask for fewer items)"
@@ -114,11 +114,3 @@ class InnerTools:
         assert isinstance(args, _StateArgs)
         session = await self.sessions.update_session(self.session_id, state=args.session_state_updates)
         return {"state": session.state}
-
-
-def _problem(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors(include_url=False, include_input=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "input"
-        return f"Invalid argument {field!r}: {first['msg']}."
-    return str(exc)
