@@ -30,7 +30,8 @@ from .models import (
 from .pages import fill_page
 from .process_owner import current_owner, owner_is_gone
 from .protocol import Order, SortKey
-from .sqlite_connection import Connection, make_companions_private, prepare_file, read, write
+from .sqlite_connection import Connection, read, write
+from .sqlite_files import make_companions_private, prepare_file
 from .sqlite_purge import PURGING_USER, Purger, purge_step, vanish
 from .sqlite_rows import add_to_session, ensure_session, load_run, prepare_run, row_to_session, write_run
 from .sqlite_schema import MIGRATIONS, Migration, migrate

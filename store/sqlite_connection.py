@@ -1,8 +1,14 @@
-"""Opening the SQLite file and running whole transactions on aiosqlite's connection thread.
+"""Running whole transactions on a SQLite connection owned by one worker thread.
 
 Each store operation is one plain function of a `sqlite3.Connection`, run in a single hop to
-the connection's worker thread: a transaction can never interleave with another coroutine's
-statements, and a cancelled caller still lets it commit or roll back as a whole.
+the connection's own worker thread: a transaction can never interleave with another coroutine's
+statements. The function runs to its end on that thread whatever happens to the caller, so a
+cancelled caller still lets its transaction commit or roll back as a whole; only the answer is
+dropped.
+
+The worker is a one-thread `ThreadPoolExecutor`: it starts with the connection, ends once the
+connection is closed, and the interpreter ends it at exit (after the work in hand), so it never
+keeps the process alive.
 
 Short, bounded reads may instead run `inline`, on the event loop's own thread, on a second
 connection that never waits for a lock: the hop to a worker thread and back costs more than
@@ -12,16 +18,15 @@ Writes always go to the worker thread: an inline writer that never waits would s
 in other processes, which wait by polling.
 """
 
+import asyncio
+import contextlib
+import functools
 import logging
-import os
 import sqlite3
-import stat
 import time
 from collections.abc import Callable
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
-
-import aiosqlite
 
 from .errors import StoreBusy, StoreError, StoreUnavailable
 
@@ -35,6 +40,7 @@ _UNAVAILABLE = (
     "The session database could not complete the operation (disk full, permissions or a damaged file); "
     "check the server log and the --db path."
 )
+_CLOSED = "The session store is closed; restart the server."
 
 
 class _Locked(Exception):
@@ -42,48 +48,56 @@ class _Locked(Exception):
 
 
 class Connection:
-    """One aiosqlite connection whose work runs as whole functions on its own thread."""
+    """One SQLite connection whose work runs as whole functions on its own worker thread."""
 
-    def __init__(self, connection: aiosqlite.Connection, inline: sqlite3.Connection | None = None) -> None:
-        self._connection = connection
-        self._inline = inline
+    def __init__(self) -> None:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._raw: sqlite3.Connection | None = None  # made, used and closed on the worker thread only
+        self._inline: sqlite3.Connection | None = None
+        self._closed = False
 
     @classmethod
     async def open(cls, database: str, *, inline: bool = False) -> "Connection":
+        connection = cls()
         try:
-            connection = await aiosqlite.connect(database, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"Cannot open the session database {database!r}: check --db.") from exc
-        wrapper = cls(connection)
-        try:
-            await wrapper.run(_configure)
+            try:
+                await connection._hop(functools.partial(connection._connect, database))
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"Cannot open the session database {database!r}: check --db.") from exc
+            await connection.run(_configure)
             if inline and database != ":memory:":
-                wrapper._inline = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
-                _configure(wrapper._inline)
-                wrapper._inline.execute("PRAGMA busy_timeout = 0")
+                connection._inline = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+                _configure(connection._inline)
+                connection._inline.execute("PRAGMA busy_timeout = 0")
         except BaseException:
-            await wrapper.close()  # its worker thread would otherwise keep the process alive
+            await connection.close()
             raise
-        return wrapper
+        return connection
 
     async def close(self) -> None:
+        """Close the connections once the work already handed to the thread is done; the thread then ends."""
+        if self._closed:
+            return
+        self._closed = True
         if self._inline is not None:
             self._inline.close()
-        await self._connection.close()
+        try:
+            await self._hop(self._disconnect)
+        finally:
+            self._worker.shutdown(wait=False)  # the close above still runs if this caller is cancelled
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
-        """Run `fn` (inline if asked and the database is free, else on the connection thread,
+        """Run `fn` (inline if asked and the database is free, else on the worker thread,
         retrying it while other writers hold the lock)."""
+        if self._closed:
+            raise StoreUnavailable(_CLOSED)
         try:
             if inline and self._inline is not None:
                 try:
                     return self._run_inline(self._inline, fn)
                 except _Locked:
                     pass
-            # aiosqlite's own methods are built on `_execute`; using it directly turns a
-            # transaction of many statements into one thread hop instead of one per statement.
-            result: T = await self._connection._execute(self._with_retry, fn)  # type: ignore[no-untyped-call]
-            return result
+            return await self._hop(functools.partial(self._with_retry, fn))
         except StoreError:
             raise
         except sqlite3.Error as exc:
@@ -91,10 +105,23 @@ class Connection:
                 raise StoreBusy("The session database stayed locked by another process; retry the call.") from exc
             logger.error("SQLite error: %r", exc)
             raise StoreUnavailable(_UNAVAILABLE) from exc
-        except ValueError as exc:
-            if str(exc) != "Connection closed":  # aiosqlite's own word; any other ValueError is a bug
-                raise
-            raise StoreUnavailable("The session store is closed; restart the server.") from exc
+
+    async def _hop(self, call: Callable[[], T]) -> T:
+        """`call()` on the worker thread, awaited here; if this caller is cancelled it still runs to its end."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+        try:
+            self._worker.submit(_answer, loop, answer, call)
+        except RuntimeError:  # the worker is shut down: the store was closed, or the interpreter is exiting
+            raise StoreUnavailable(_CLOSED) from None
+        return await answer
+
+    def _connect(self, database: str) -> None:
+        self._raw = sqlite3.connect(database, isolation_level=None)
+
+    def _disconnect(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
 
     @staticmethod
     def _run_inline(raw: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -109,7 +136,8 @@ class Connection:
                 raw.execute("ROLLBACK")
 
     def _with_retry(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        raw = self._connection._conn
+        raw = self._raw
+        assert raw is not None, "the worker runs nothing before its connection is made"
         for attempt in range(BUSY_ATTEMPTS):
             try:
                 return fn(raw)
@@ -124,89 +152,42 @@ class Connection:
         raise AssertionError("unreachable")
 
 
+def _answer(loop: asyncio.AbstractEventLoop, answer: "asyncio.Future[T]", call: Callable[[], T]) -> None:
+    """On the worker thread: run `call` whole, then hand its outcome to the waiting coroutine, if any."""
+    try:
+        outcome = functools.partial(_resolve, answer, call())
+    except BaseException as exc:
+        outcome = functools.partial(_reject, answer, exc)
+    with contextlib.suppress(RuntimeError):  # the event loop has closed: nobody is waiting any more
+        loop.call_soon_threadsafe(outcome)
+
+
+def _resolve(answer: "asyncio.Future[T]", result: T) -> None:
+    if not answer.done():  # done: the caller was cancelled, and its work is done all the same
+        answer.set_result(result)
+
+
+def _reject(answer: "asyncio.Future[T]", error: BaseException) -> None:
+    if not answer.done():
+        answer.set_exception(error)
+
+
 def write(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
     """`fn` inside BEGIN IMMEDIATE ... COMMIT: the write lock is taken up front, so the
     transaction never fails half-way on a lock upgrade, and commits entirely or not at all."""
-
-    def transaction(raw: sqlite3.Connection) -> T:
-        raw.execute("BEGIN IMMEDIATE")
-        result = fn(raw)
-        raw.execute("COMMIT")
-        return result
-
-    return transaction
+    return functools.partial(_transaction, "BEGIN IMMEDIATE", fn)
 
 
 def read(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
     """`fn` inside one read transaction, so all its queries see the same snapshot."""
-
-    def transaction(raw: sqlite3.Connection) -> T:
-        raw.execute("BEGIN")
-        result = fn(raw)
-        raw.execute("COMMIT")
-        return result
-
-    return transaction
+    return functools.partial(_transaction, "BEGIN", fn)
 
 
-def prepare_file(path: Path) -> None:
-    """Create the missing parent folders (0700) and the database file (0600), whatever the umask.
-
-    An existing database file readable by others is reported, not changed: its owner may mean it.
-    """
-    existed = path.exists()
-    try:
-        _make_private_folders(path.parent)
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            if not existed:
-                os.fchmod(fd, 0o600)  # the mode given to os.open is masked by the umask
-            mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        if existed:
-            raise StoreUnavailable(
-                f"Cannot write the session database at {str(path)!r} ({exc.strerror}); make the file and its "
-                "folder writable, or choose another --db path."
-            ) from exc
-        raise StoreUnavailable(
-            f"Cannot create the session database at {str(path)!r} ({exc.strerror}); choose another --db path."
-        ) from exc
-    if mode & 0o077:
-        logger.warning(
-            "The session database %s can be read by other users (mode %04o); run chmod 600 on it to keep it private.",
-            path,
-            mode,
-        )
-
-
-def make_companions_private(path: Path) -> None:
-    """Make the -wal and -shm files 0600 once the connections have opened them.
-
-    SQLite gives them the database file's mode whenever it opens them empty (so making them
-    beforehand does not help); once they hold data it leaves their mode alone.
-    """
-    for companion in (Path(f"{path}-wal"), Path(f"{path}-shm")):
-        try:
-            status = companion.stat()
-            if status.st_uid == os.geteuid() and status.st_mode & 0o077:
-                companion.chmod(0o600)
-        except FileNotFoundError:
-            pass
-
-
-def _make_private_folders(folder: Path) -> None:
-    missing: list[Path] = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for created in reversed(missing):
-        try:
-            created.mkdir(mode=0o700)
-        except FileExistsError:
-            continue  # made by another process just now: its mode is its maker's business
-        created.chmod(0o700)  # mkdir's mode is masked by the umask
+def _transaction(begin: str, fn: Callable[[sqlite3.Connection], T], raw: sqlite3.Connection) -> T:
+    raw.execute(begin)
+    result = fn(raw)
+    raw.execute("COMMIT")
+    return result
 
 
 def _configure(raw: sqlite3.Connection) -> None:

@@ -1,0 +1,94 @@
+"""The SQLite store's worker threads: a cancelled caller's transaction still ends whole, a closed
+store says so, and no worker thread keeps the process alive."""
+
+import sqlite3
+import subprocess
+import sys
+import threading
+from contextlib import closing
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcp_server_sessions.store import NewRun, NewToolCall, SqliteStore, StoreUnavailable
+
+pytestmark = pytest.mark.anyio
+
+CLOSED = "The session store is closed; restart the server."
+
+
+async def test_a_cancelled_caller_still_commits_its_whole_run(db_path: Path) -> None:
+    store = await SqliteStore.open(db_path)
+    alice = store.for_user("alice")
+    run = NewRun.recorded("a question", "an answer", [NewToolCall(tool_name="lookup")], run_id="r1")
+    try:
+        with anyio.fail_after(30):
+            with closing(sqlite3.connect(db_path, isolation_level=None)) as holder:
+                holder.execute("BEGIN IMMEDIATE")  # the append waits on the worker thread for this lock
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(alice.append_run, "s1", run)
+                        await anyio.wait_all_tasks_blocked()  # the append is on the worker thread now
+                        scope.cancel()
+                holder.execute("ROLLBACK")
+            assert scope.cancelled_caught
+            await alice.start_session("s2")  # queued behind the cancelled append on the same thread
+            history = await alice.get_chat_history("s1", include_tool_messages=True)
+        assert [m.content for m in history.messages] == ["a question", "lookup({}) -> null", "an answer"]
+        assert [c.tool_name for c in (await alice.get_tool_calls("s1")).tool_calls] == ["lookup"]
+        assert (await alice.get_session("s1")).run_count == 1
+    finally:
+        await store.close()
+
+
+async def test_a_closed_store_says_so_for_reads_and_writes(db_path: Path) -> None:
+    store = await SqliteStore.open(db_path)
+    alice = store.for_user("alice")
+    await alice.start_session("s1")
+    await store.close()
+    await store.close()  # closing twice is harmless
+    calls = (
+        lambda: alice.get_session("s1"),  # an inline read
+        lambda: alice.search("anything"),  # a read on the worker thread
+        lambda: alice.append_run("s1", NewRun.recorded("hi", "hello")),
+    )
+    for call in calls:
+        with pytest.raises(StoreUnavailable) as refused:
+            await call()
+        assert str(refused.value) == CLOSED
+
+
+async def test_closing_the_store_ends_its_worker_threads(db_path: Path) -> None:
+    before = set(threading.enumerate())
+    store = await SqliteStore.open(db_path)
+    await store.for_user("alice").start_session("s1")
+    workers = [thread for thread in set(threading.enumerate()) - before if thread.name.startswith("sqlite-store")]
+    assert len(workers) == 2  # the writer's and the reader's
+    await store.close()
+    for worker in workers:
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+
+
+NEVER_CLOSED = """
+import asyncio, sys
+from mcp_server_sessions.store import SqliteStore
+
+KEPT = []
+
+async def main() -> None:
+    store = await SqliteStore.open(sys.argv[1])
+    KEPT.append(store)  # still referenced when the interpreter exits
+    await store.for_user("alice").start_session("s1")
+    print("started", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_store_never_closed_does_not_keep_the_process_alive(db_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", NEVER_CLOSED, str(db_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (result.returncode, result.stdout) == (0, "started\n"), result.stderr
