@@ -17,8 +17,9 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from . import sqlite_search_index as search_index
 from .clock import utc_now
 from .errors import StoreBusy, StoreError
 from .sqlite_connection import Connection, read
@@ -31,12 +32,12 @@ BATCH_BYTES = 500_000  # text deleted per batch: removing a text from the search
 MIN_PAUSE_S = 0.03
 
 # A session's rows, in the order they are purged: a run goes last, once its messages and tool calls
-# (whose search index rows would otherwise be left behind by the cascade) are gone.
+# (whose search index entries would otherwise be left behind by the cascade) are gone.
 # Sizes are byte lengths of blobs: SQLite's length() of a text stops at its first NUL character.
-_TABLES: tuple[tuple[str, str, str | None], ...] = (
-    ("tool_calls", "length(CAST(arguments AS BLOB)) + length(CAST(result AS BLOB))", "value * 2 + 1"),
-    ("messages", "length(CAST(content AS BLOB)) + coalesce(length(CAST(blocks AS BLOB)), 0)", "value * 2"),
-    ("runs", "length(CAST(input AS BLOB)) + coalesce(length(CAST(content AS BLOB)), 0)", None),
+_TABLES: tuple[tuple[Literal["tool_calls", "messages", "runs"], str], ...] = (
+    ("tool_calls", "length(CAST(arguments AS BLOB)) + length(CAST(result AS BLOB))"),
+    ("messages", "length(CAST(content AS BLOB)) + coalesce(length(CAST(blocks AS BLOB)), 0)"),
+    ("runs", "length(CAST(input AS BLOB)) + coalesce(length(CAST(content AS BLOB)), 0)"),
 )
 
 
@@ -61,7 +62,7 @@ def purge_step(raw: sqlite3.Connection, session_pk: int, rows: int = BATCH_ROWS,
     if raw.execute("SELECT 1 FROM session_purges WHERE session_pk = ?", (session_pk,)).fetchone() is None:
         return True  # purged already (by another process); the pk may even belong to a new session now
     rows_left, text_left, full = rows, size, False
-    for table, length, search_rowid in _TABLES:
+    for table, length in _TABLES:
         chosen: list[int] = []
         candidates = raw.execute(
             f"SELECT pk, {length} FROM {table} WHERE session_pk = ? LIMIT ?", (session_pk, rows_left)
@@ -74,10 +75,8 @@ def purge_step(raw: sqlite3.Connection, session_pk: int, rows: int = BATCH_ROWS,
             text_left -= text_size
         if chosen:
             pks = str(chosen)  # a JSON array
-            if search_rowid is not None:
-                raw.execute(
-                    f"DELETE FROM search_index WHERE rowid IN (SELECT {search_rowid} FROM json_each(?))", (pks,)
-                )
+            if table != "runs":
+                search_index.remove(raw, table, pks)
             raw.execute(f"DELETE FROM {table} WHERE pk IN (SELECT value FROM json_each(?))", (pks,))
         rows_left -= len(chosen)
         if full or rows_left == 0 or text_left <= 0:

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from . import sqlite_search_index as search_index
 from .errors import InvalidInput
 from .limits import MAX_RUN_BYTES, MAX_SESSION_TOKENS, MAX_TOOL_CALLS_PER_RUN, check_id, dump_json, text_bytes
 from .models import (
@@ -71,7 +72,6 @@ def prepare_run(run: NewRun) -> PreparedRun:
         arguments = dump_json(call.arguments, f"tool_calls[{index}].arguments")
         result = dump_json(call.result, f"tool_calls[{index}].result")
         total += len(arguments) + len(result)
-        result_text = call.result if isinstance(call.result, str) else result
         calls.append(
             PreparedToolCall(
                 tool_call_id=call.tool_call_id or f"call_{uuid.uuid4().hex[:24]}",
@@ -80,7 +80,7 @@ def prepare_run(run: NewRun) -> PreparedRun:
                 result=result,
                 is_error=call.is_error,
                 duration_ms=call.duration_ms,
-                search_text=f"{call.tool_name} {arguments} {result_text}",
+                search_text=search_index.tool_call_text(call.tool_name, arguments, call.result, result),
             )
         )
     messages = []
@@ -180,18 +180,13 @@ def write_run(
             "UPDATE runs SET status = ?, content = ?, metrics = ?, error = ?, owner = NULL WHERE pk = ?",
             (run.status, run.content, run.metrics, run.error, run_pk),
         )
-    owner = str(user_pk)
     for message in run.messages:
         message_pk = raw.execute(
             "INSERT INTO messages (session_pk, run_pk, role, content, blocks, is_tool) VALUES (?, ?, ?, ?, ?, ?)",
             (session_pk, run_pk, message.role, message.content, message.blocks, message.is_tool),
         ).lastrowid
         assert message_pk is not None
-        if not message.is_tool and message.content:
-            raw.execute(
-                "INSERT INTO search_index (rowid, owner, body, session_pk) VALUES (?, ?, ?, ?)",
-                (message_pk * 2, owner, message.content, session_pk),
-            )
+        search_index.add_message(raw, message_pk, user_pk, session_pk, message.content, message.is_tool)
     for call in run.tool_calls:
         call_pk = raw.execute(
             "INSERT INTO tool_calls (session_pk, run_pk, tool_call_id, tool_name, arguments, result, is_error, "
@@ -209,10 +204,7 @@ def write_run(
             ),
         ).lastrowid
         assert call_pk is not None
-        raw.execute(
-            "INSERT INTO search_index (rowid, owner, body, session_pk) VALUES (?, ?, ?, ?)",
-            (call_pk * 2 + 1, owner, call.search_text, session_pk),
-        )
+        search_index.add_tool_call(raw, call_pk, user_pk, session_pk, call.search_text)
     return run_pk
 
 

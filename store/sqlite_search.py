@@ -1,9 +1,9 @@
 """FTS5 search over one user's messages and tool calls, ranked by bm25.
 
-Each search_index row is a message (rowid 2 * messages.pk) or a tool call (rowid
-2 * tool_calls.pk + 1); `owner` holds the owner's users.pk, so the user scope is part of the
-MATCH and only that user's rows are ever matched or returned. bm25's word statistics (how rare
-a word is) are those of the whole file, though, so scores depend a little on other users' text.
+The index holds every user's messages and tool calls (sqlite_search_index.py); `owner` holds the
+owner's users.pk, so the user scope is part of the MATCH and only that user's rows are ever
+matched or returned. bm25's word statistics (how rare a word is) are those of the whole file,
+though, so scores depend a little on other users' text.
 
 bm25 costs a scan of every row holding a query word, so a word found in very many of the
 user's messages (COMMON_WORD_MATCHES) is treated as a stop word: left out when rarer words
@@ -18,6 +18,7 @@ import sqlite3
 
 from .models import SearchHit
 from .sqlite_purge import hidden_from_search
+from .sqlite_search_index import indexed_row
 
 COMMON_WORD_MATCHES = 2_000
 _RANK = "bm25(search_index, 0.0, 1.0, 0.0)"
@@ -84,11 +85,12 @@ def _is_common(raw: sqlite3.Connection, owner: str, word: str) -> bool:
 
 
 def _hit(raw: sqlite3.Connection, rowid: int, score: float, match: str, words: list[str]) -> SearchHit:
-    table, role = ("messages m", "m.role") if rowid % 2 == 0 else ("tool_calls m", "'tool'")
+    table, pk = indexed_row(rowid)
+    role = "m.role" if table == "messages" else "'tool'"
     row = raw.execute(
-        f"SELECT {role} AS role, r.run_id, r.created_at, s.session_id, s.name FROM {table} "
+        f"SELECT {role} AS role, r.run_id, r.created_at, s.session_id, s.name FROM {table} m "
         "JOIN runs r ON r.pk = m.run_pk JOIN sessions s ON s.pk = m.session_pk WHERE m.pk = ?",
-        (rowid // 2,),
+        (pk,),
     ).fetchone()
     return SearchHit(
         session_id=row["session_id"],
