@@ -1,7 +1,7 @@
 """Deleting a large session while another process writes: nobody is locked out (issue #7, defect 4).
 
 A session of `runs` realistic runs (`bench.ours.realistic_run`: user message, one tool call with
-its tool message, assistant reply; built with `bench.store_suite.bulk_append`, not timed) is
+its tool message, assistant reply; built with `SqliteStore.import_runs`, not timed) is
 deleted with `delete_session`, and its rows are purged (`purge_pending`), while ANOTHER PROCESS
 (`python -m bench.delete_lock --writer DB`, its own `SqliteStore`) appends a realistic run every
 10 ms into its own session, as a busy server's `record_run` would. Figures:
@@ -32,7 +32,6 @@ from mcp_server_sessions.store import SqliteStore, StoreError
 
 from .ours import realistic_run
 from .peers import TextGen
-from .store_suite import bulk_append
 
 USER_ID, SESSION_ID, WRITER_SESSION = "bench-user", "to-delete", "other-process"
 WRITE_EVERY_S = 0.01
@@ -44,6 +43,7 @@ P99_TARGET_MS = 1_000.0
 async def _write_loop(db: pathlib.Path) -> None:
     """The other process: append a run every WRITE_EVERY_S until stdin closes; print one JSON line per append."""
     store = await SqliteStore.open(db)
+    sessions = store.for_user(USER_ID)
     stdin_closed = asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     gen = TextGen(7)
     try:
@@ -52,7 +52,7 @@ async def _write_loop(db: pathlib.Path) -> None:
             run = realistic_run(gen)
             started = time.monotonic()
             try:
-                await store.append_run(USER_ID, WRITER_SESSION, run)
+                await sessions.append_run(WRITER_SESSION, run)
                 error = None
             except StoreError as exc:
                 error = str(exc)
@@ -82,7 +82,7 @@ async def measure(workdir: pathlib.Path, runs: int, baseline_s: float) -> dict[s
     store = await SqliteStore.open(db)
     gen = TextGen(3)
     t_build = time.perf_counter()
-    await bulk_append(store, ((USER_ID, SESSION_ID, realistic_run(gen)) for _ in range(runs)))
+    await store.import_runs((USER_ID, SESSION_ID, realistic_run(gen)) for _ in range(runs))
     build_s = time.perf_counter() - t_build
 
     writer = subprocess.Popen(
@@ -98,7 +98,7 @@ async def measure(workdir: pathlib.Path, runs: int, baseline_s: float) -> dict[s
         baseline_start = time.monotonic()
         await asyncio.sleep(baseline_s)  # the other process writes alone
         started = time.monotonic()
-        await store.delete_session(USER_ID, SESSION_ID)
+        await store.for_user(USER_ID).delete_session(SESSION_ID)
         vanished = time.monotonic()
         await store.purge_pending()
         purged = time.monotonic()
@@ -106,7 +106,7 @@ async def measure(workdir: pathlib.Path, runs: int, baseline_s: float) -> dict[s
         writer.stdin.close()
         output = writer.stdout.read()
         writer.wait(timeout=60)
-        stats = store._purger.stats
+        stats = store.purge_stats
         await store.close()
     writes = [json.loads(line) for line in output.splitlines()]
     during = _latency(writes, started, purged)

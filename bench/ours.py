@@ -17,33 +17,25 @@ import tempfile
 import time
 from typing import Any
 
-from mcp_server_sessions.store import NewMessage, NewRun, NewToolCall, SqliteStore
+from mcp_server_sessions.store import NewRun, NewToolCall, SqliteStore
 
 from .peers import DEFAULT_BUDGET_S, SESSION_ID, USER_ID, Sampler, TextGen, _drive, markdown_table
 
 
 def realistic_run(gen: TextGen) -> NewRun:
+    """A recorded turn: the user's message, one tool call with its tool message, the assistant's reply."""
     r = gen.run()
     call = NewToolCall(tool_name="search", arguments=r["args"], result=r["result"], tool_call_id=r["call_id"])
-    return NewRun(
-        run_id=gen.uid(),
-        input=r["user"],
-        content=r["reply"],
-        messages=[
-            NewMessage(role="user", content=r["user"]),
-            NewMessage(role="tool", content=f"search({json.dumps(r['args'])}) -> {r['result']}", is_tool=True),
-            NewMessage(role="assistant", content=r["reply"]),
-        ],
-        tool_calls=[call],
-    )
+    return NewRun.recorded(r["user"], r["reply"], [call], run_id=gen.uid())
 
 
 async def build_session(db: pathlib.Path, length: int) -> None:
     """A session of `length` realistic runs, written through `append_run`."""
     store = await SqliteStore.open(db)
+    sessions = store.for_user(USER_ID)
     gen = TextGen(length)
     for _ in range(length):
-        await store.append_run(USER_ID, SESSION_ID, realistic_run(gen))
+        await sessions.append_run(SESSION_ID, realistic_run(gen))
     await store.close()
 
 
@@ -56,26 +48,27 @@ def ours_turns(
         builder = await SqliteStore.open(path)
         t_runs = time.perf_counter()
         for _ in range(length):
-            await builder.append_run(USER_ID, SESSION_ID, realistic_run(gen))
+            await builder.for_user(USER_ID).append_run(SESSION_ID, realistic_run(gen))
         await builder.close()
         build = (time.perf_counter() - t_build, time.perf_counter() - t_runs)
 
         store = await SqliteStore.open(path)
+        sessions = store.for_user(USER_ID)
         t0 = time.perf_counter()
-        context = await store.get_chat_history(USER_ID, SESSION_ID, last_n_runs=3, include_tool_messages=True)
+        context = await sessions.get_chat_history(SESSION_ID, last_n_runs=3, include_tool_messages=True)
         cold_load_s = time.perf_counter() - t0
         assert len(context.messages) == 9, "built session did not load back"
         sampler = Sampler(samples, budget_s, start=t_build)
         while not sampler.done():
             run = realistic_run(gen)
             t0 = time.perf_counter()
-            await store.append_run(USER_ID, SESSION_ID, run)
+            await sessions.append_run(SESSION_ID, run)
             t1 = time.perf_counter()
-            context = await store.get_chat_history(USER_ID, SESSION_ID, last_n_runs=3, include_tool_messages=True)
+            context = await sessions.get_chat_history(SESSION_ID, last_n_runs=3, include_tool_messages=True)
             sampler.add(t0, t1, time.perf_counter())
             assert context.messages[-1].run_id == run.run_id, "the new run is not in the next context"
         runs = length + len(sampler.persist_ms)
-        assert (await store.get_session(USER_ID, SESSION_ID)).run_count == runs
+        assert (await sessions.get_session(SESSION_ID)).run_count == runs
         result = sampler.result(build, cold_load_s, path, runs)
         await store.close()
         return result

@@ -39,9 +39,10 @@ def text(label: str, size: int) -> str:
     return (words * (size // len(words) + 1))[: size - 1] + "."
 
 
-async def build(db: pathlib.Path, messages: int, sessions: int) -> None:
-    """Session 'big' of `messages` 1 MB messages, `sessions` sessions whose state is about 1 MB, one small."""
+async def build(db: pathlib.Path, messages: int, states: int) -> None:
+    """Session 'big' of `messages` 1 MB messages, `states` sessions whose state is about 1 MB, one small."""
     store = await SqliteStore.open(db)
+    sessions = store.for_user(USER)
     try:
         for i in range(0, messages, 2):
             big = [
@@ -49,10 +50,10 @@ async def build(db: pathlib.Path, messages: int, sessions: int) -> None:
                 for k, role in enumerate(("user", "assistant"))
             ]
             run = NewRun(run_id=f"r{i}", input=big[0].content, content=big[1].content, messages=big)
-            await store.append_run(USER, "big", run)
-        for i in range(sessions):
-            await store.start_session(USER, f"s{i}", state={"notes": text(f"state{i}", MB - 1_000)})
-        await store.start_session(USER, "small", state={"note": "short"})
+            await sessions.append_run("big", run)
+        for i in range(states):
+            await sessions.start_session(f"s{i}", state={"notes": text(f"state{i}", MB - 1_000)})
+        await sessions.start_session("small", state={"note": "short"})
     finally:
         await store.close()
 

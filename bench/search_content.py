@@ -12,7 +12,7 @@
 2. Query length: a query of 5,000 and one of 1,000,000 characters repeating the same two words
    (so the words searched for are the same), against the two-word query, on the short store.
 
-Each store is built fresh in this run; the timed calls are `store.search` in process, taken in
+Each store is built fresh in this run; the timed calls are `store.for_user(user).search` in process, taken in
 rotation (one call on each store in turn) so background load falls on all of them alike. The target
 is a p50 and p99 within 2x of the baseline.
 Run: ``python -m bench.search_content [--quick] [--json PATH]``.
@@ -58,7 +58,7 @@ async def build(path: pathlib.Path, text: str, hits: int) -> SqliteStore:
     for index in range(hits * 2):
         content = text if index % 2 else f"unrelated message number {index}"
         run = NewRun(run_id="r1", input="-", content="ok", messages=[NewMessage(role="user", content=content)])
-        await store.append_run(USER_ID, f"s{index}", run)
+        await store.for_user(USER_ID).append_run(f"s{index}", run)
     return store
 
 
@@ -97,7 +97,8 @@ async def main_async(hits: int, size: int, samples: int) -> dict[str, Any]:
 
 
 def _search(store: SqliteStore, query: str, hits: int) -> Callable[[], Any]:
-    return lambda: store.search(USER_ID, query, limit=hits)
+    sessions = store.for_user(USER_ID)
+    return lambda: sessions.search(query, limit=hits)
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """Store-level figures of our SQLite store (SPEC section 4), against the performance targets.
 
 Everything here calls `SqliteStore` in process (no MCP, no server): what is timed is the public
-store API, one awaited call at a time, on a store opened fresh after its fixture was built.
+store API (a user's handle, `store.for_user(user)`), one awaited call at a time, on a store opened
+fresh after its fixture was built.
 
 1. Append: one realistic run (`bench.ours.realistic_run`: user message, one tool call with its
    tool message, assistant reply) through `append_run`, on a session already holding L runs, as a
@@ -18,16 +19,16 @@ store API, one awaited call at a time, on a store opened fresh after its fixture
 4. Search over 1,000,000 messages in 10,000 sessions of 20 users (~50,000 messages per user): user
    and assistant messages of seeded pseudo-words drawn with Zipf-like frequencies (weight 1/rank)
    from a 50,000-word vocabulary, so a few words are in most messages and the tail words in a
-   handful. `store.search(user, query)` for a common word, a mid-frequency word, a rare word, and
+   handful. `store.for_user(user).search(query)` for a common word, a mid-frequency word, a rare word, and
    two two-word queries, each over many queries that vary the user and the words. If building the
    corpus takes longer than `build_budget_s` (180 s), it stops adding sessions and the output
    says REDUCED with the size actually built.
 5. Bytes on disk per run (db + wal after a checkpoint) at the largest L, split by table.
 
-The session fixtures and the search corpus are built with `bulk_append`, a fixture builder that
-runs the store's own row writer (`prepare_run` + `write_run`, on the store's private writer
-connection) in large transactions; it is never timed. Only the store's public calls above are
-measured.
+The session fixtures and the search corpus are built with `SqliteStore.import_runs` (the store's
+bulk import: thousands of runs per transaction); it is never timed. Only the calls above are
+measured. Statistics of the files (bytes per table, how many messages a query matches) are read
+with sqlite3 on the closed or open file, beside the store, never through it.
 Run: ``python -m bench.store_suite [--quick] [--json PATH] [--workdir DIR]``.
 """
 
@@ -47,20 +48,12 @@ import string
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from mcp_server_sessions.store import NewMessage, NewRun, SqliteStore
-from mcp_server_sessions.store.clock import utc_now
-from mcp_server_sessions.store.sqlite_connection import read, write
-from mcp_server_sessions.store.sqlite_rows import (
-    PreparedRun,
-    add_to_session,
-    ensure_session,
-    prepare_run,
-    write_run,
-)
+from mcp_server_sessions.store import NewMessage, NewRun, SqliteStore, UserSessions
 
 from .ours import realistic_run
 from .peers import REPLY_CHARS, SESSION_ID, USER_CHARS, USER_ID, Sampler, TextGen, _stats, markdown_table
@@ -114,62 +107,6 @@ QUICK = Config(
 LIST_USER = "list-user"
 PAGE = 50  # messages per middle page
 SESSIONS_PAGE = 20
-
-
-# -- fixture builder ------------------------------------------------------------------------
-
-
-def _write_batch(store: SqliteStore, batch: list[tuple[str, str, PreparedRun]], raw: sqlite3.Connection) -> None:
-    """FIXTURE BUILDER (not measured): what `append_run` does for each run, many runs per transaction.
-
-    Same statements as `SqliteStore.append_run`: the user and session rows (created if missing),
-    `write_run` for the run's rows and search index entries, and the session's run_count,
-    updated_at and token totals (summed per session for the batch). New runs only, no idempotency
-    check: run ids are fresh random UUIDs.
-    """
-    sessions: dict[tuple[str, str], int] = {}
-    totals: dict[int, list[Any]] = {}
-    for user_id, session_id, run in batch:
-        key = (user_id, session_id)
-        now = utc_now()
-        if key not in sessions:
-            user_pk = store._ensure_user(raw, user_id)
-            session_pk = ensure_session(raw, user_pk, session_id, now)
-            sessions[key] = session_pk
-            totals[session_pk] = [user_pk, 0, now, 0, 0, 0, 0]
-        session_pk = sessions[key]
-        total = totals[session_pk]
-        write_run(raw, total[0], session_pk, run, None, now)
-        total[1] += 1
-        total[2] = now
-        for i, tokens in enumerate(run.tokens):
-            total[3 + i] += tokens
-    for session_pk, (_, runs, now, *tokens) in totals.items():
-        add_to_session(raw, session_pk, runs, tuple(tokens), now)
-
-
-async def bulk_append(store: SqliteStore, runs: Iterable[tuple[str, str, NewRun]], batch_runs: int = 5_000) -> int:
-    """FIXTURE BUILDER, NOT WHAT IS MEASURED: appends (user_id, session_id, run) in big transactions.
-
-    Appending 100,000 runs one `append_run` (one transaction) at a time takes minutes; this runs
-    the store's own write path (`prepare_run` for validation and serialization, `write_run` for
-    the rows and the search index, see `_write_batch`) `batch_runs` runs per transaction on the
-    store's writer connection. The next batch is generated and prepared on this thread while the
-    writer's thread commits the previous one (sqlite3 releases the GIL while it works).
-    Returns how many runs were written.
-    """
-    written = 0
-    pending: asyncio.Task[None] | None = None
-    iterator = iter(runs)
-    while True:
-        batch = [(u, s, prepare_run(r)) for u, s, r in itertools.islice(iterator, batch_runs)]
-        if pending is not None:
-            await pending
-        if not batch:
-            return written
-        written += len(batch)
-        pending = asyncio.ensure_future(store._writer.run(write(lambda raw, b=batch: _write_batch(store, b, raw))))
-        await asyncio.sleep(0)  # let the task hand the batch to the writer thread before we generate the next
 
 
 # -- text for the search corpus -------------------------------------------------------------------
@@ -238,22 +175,20 @@ def _unlink_db(path: pathlib.Path) -> None:
         path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
-async def _checkpoint(store: SqliteStore) -> None:
-    await store._writer.run(lambda raw: raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+def _read_only(path: pathlib.Path) -> sqlite3.Connection:
+    """A connection of the bench's own that only reads the store's file (for statistics, never timed)."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
 
-async def _bytes_by_table(store: SqliteStore) -> dict[str, int]:
+def _bytes_by_table(path: pathlib.Path) -> dict[str, int]:
     """Bytes of pages per table with its indexes (dbstat); the FTS5 shadow tables count as search_index."""
-
-    def body(raw: sqlite3.Connection) -> dict[str, int]:
+    with closing(_read_only(path)) as raw:
         owners = {r[0]: r[1] for r in raw.execute("SELECT name, tbl_name FROM sqlite_schema")}
         out: dict[str, int] = defaultdict(int)
         for name, size in raw.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
             table = owners.get(name, name)
             out["search_index" if table.startswith("search_index") else table] += size
-        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
-
-    return await store._reader.run(read(body))
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 async def _warm_up(workdir: pathlib.Path, cfg: Config) -> None:
@@ -262,10 +197,11 @@ async def _warm_up(workdir: pathlib.Path, cfg: Config) -> None:
     path = workdir / "warm-up.db"
     _unlink_db(path)
     store = await SqliteStore.open(path)
+    sessions = store.for_user(USER_ID)
     gen = TextGen(1)
     for _ in range(cfg.samples):
-        await store.append_run(USER_ID, SESSION_ID, realistic_run(gen))
-        await store.get_chat_history(USER_ID, SESSION_ID, last_n_runs=3, include_tool_messages=True)
+        await sessions.append_run(SESSION_ID, realistic_run(gen))
+        await sessions.get_chat_history(SESSION_ID, last_n_runs=3, include_tool_messages=True)
     await store.close()
     _unlink_db(path)
 
@@ -277,7 +213,7 @@ async def build_length(workdir: pathlib.Path, length: int) -> tuple[pathlib.Path
     t_build = time.perf_counter()
     builder = await SqliteStore.open(path)
     gen = TextGen(length)
-    await bulk_append(builder, ((USER_ID, SESSION_ID, realistic_run(gen)) for _ in range(length)))
+    await builder.import_runs((USER_ID, SESSION_ID, realistic_run(gen)) for _ in range(length))
     await builder.close()  # checkpoints the WAL: part of the build
     return path, time.perf_counter() - t_build
 
@@ -292,13 +228,15 @@ async def measure_lengths(workdir: pathlib.Path, cfg: Config, keep: bool) -> dic
     lengths = sorted(cfg.lengths)
     built = {n: await build_length(workdir, n) for n in lengths}
     stores: dict[int, SqliteStore] = {}
+    sessions: dict[int, UserSessions] = {}
     gens: dict[int, TextGen] = {}
     cold_load_s: dict[int, float] = {}
     for n in lengths:
         stores[n] = await SqliteStore.open(built[n][0])
+        sessions[n] = stores[n].for_user(USER_ID)
         gens[n] = TextGen(10**7 + n)
         t0 = time.perf_counter()
-        context = await stores[n].get_chat_history(USER_ID, SESSION_ID, last_n_runs=3, include_tool_messages=True)
+        context = await sessions[n].get_chat_history(SESSION_ID, last_n_runs=3, include_tool_messages=True)
         cold_load_s[n] = time.perf_counter() - t0
         assert len(context.messages) == 9, "built session did not load back"
 
@@ -311,9 +249,9 @@ async def measure_lengths(workdir: pathlib.Path, cfg: Config, keep: bool) -> dic
                 continue
             run = realistic_run(gens[n])
             t0 = time.perf_counter()
-            await stores[n].append_run(USER_ID, SESSION_ID, run)
+            await sessions[n].append_run(SESSION_ID, run)
             t1 = time.perf_counter()
-            context = await stores[n].get_chat_history(USER_ID, SESSION_ID, last_n_runs=3, include_tool_messages=True)
+            context = await sessions[n].get_chat_history(SESSION_ID, last_n_runs=3, include_tool_messages=True)
             samplers[n].add(t0, t1, time.perf_counter())
             assert context.messages[-1].run_id == run.run_id, "the new run is not in the next context"
     runs = {n: n + len(samplers[n].persist_ms) for n in lengths}
@@ -322,28 +260,27 @@ async def measure_lengths(workdir: pathlib.Path, cfg: Config, keep: bool) -> dic
     # past `runs` of them (one call, untimed) gives the cursor of the middle.
     cursors: dict[int, str] = {}
     for n in lengths:
-        assert (await stores[n].get_session(USER_ID, SESSION_ID)).run_count == runs[n]
-        middle = await stores[n].get_chat_history(USER_ID, SESSION_ID, limit=runs[n])
+        assert (await sessions[n].get_session(SESSION_ID)).run_count == runs[n]
+        middle = await sessions[n].get_chat_history(SESSION_ID, limit=runs[n])
         assert middle.next_cursor is not None
         cursors[n] = middle.next_cursor
     middle_ms: dict[int, list[float]] = {n: [] for n in lengths}
     for _ in range(cfg.samples):
         for n in lengths:
             t0 = time.perf_counter()
-            page = await stores[n].get_chat_history(USER_ID, SESSION_ID, limit=PAGE, cursor=cursors[n])
+            page = await sessions[n].get_chat_history(SESSION_ID, limit=PAGE, cursor=cursors[n])
             middle_ms[n].append((time.perf_counter() - t0) * 1000)
             assert len(page.messages) == PAGE and page.next_cursor is not None
 
     out: dict[str, dict[str, Any]] = {}
     for n in lengths:
-        await _checkpoint(stores[n])
+        await stores[n].close()  # checkpoints the WAL into the file, so the bytes below are all in it
         build_s = built[n][1]
         result = samplers[n].result((build_s, build_s), cold_load_s[n], built[n][0], runs[n])
         result["middle_page_ms"] = _stats(middle_ms[n])
         if n == lengths[-1]:
-            by_table = await _bytes_by_table(stores[n])
+            by_table = _bytes_by_table(built[n][0])
             result["bytes_per_run_by_table"] = {name: round(size / runs[n]) for name, size in by_table.items()}
-        await stores[n].close()
         if not keep:
             _unlink_db(built[n][0])
         out[str(n)] = result
@@ -357,20 +294,21 @@ async def measure_list_sessions(workdir: pathlib.Path, cfg: Config, keep: bool) 
     t_build = time.perf_counter()
     builder = await SqliteStore.open(path)
     for i in range(cfg.list_sessions):  # start_session itself: cheap enough, one transaction each
-        await builder.start_session(LIST_USER, f"s-{i:05d}", name=f"session {i}", metadata={"n": i})
+        await builder.for_user(LIST_USER).start_session(f"s-{i:05d}", name=f"session {i}", metadata={"n": i})
     await builder.close()
     build_s = time.perf_counter() - t_build
 
     store = await SqliteStore.open(path)
+    sessions = store.for_user(LIST_USER)
     deep_at = cfg.list_sessions * 9 // 10
-    deep_cursor = (await store.list_sessions(LIST_USER, limit=deep_at)).next_cursor  # untimed paging
+    deep_cursor = (await sessions.list_sessions(limit=deep_at)).next_cursor  # untimed paging
     assert deep_cursor is not None
     out: dict[str, Any] = {"sessions": cfg.list_sessions, "deep_at": deep_at, "build_s": round(build_s, 3)}
     for name, cursor in (("first_page_ms", None), ("deep_page_ms", deep_cursor)):
         times: list[float] = []
         for _ in range(cfg.samples):
             t0 = time.perf_counter()
-            page = await store.list_sessions(LIST_USER, limit=SESSIONS_PAGE, cursor=cursor)
+            page = await sessions.list_sessions(limit=SESSIONS_PAGE, cursor=cursor)
             times.append((time.perf_counter() - t0) * 1000)
             assert len(page.sessions) == SESSIONS_PAGE and page.total == cfg.list_sessions
         out[name] = _stats(times)
@@ -382,10 +320,9 @@ async def measure_list_sessions(workdir: pathlib.Path, cfg: Config, keep: bool) 
     return out
 
 
-async def _match_counts(store: SqliteStore, user_id: str, words: list[str]) -> tuple[int, int]:
+def _match_counts(path: pathlib.Path, user_id: str, words: list[str]) -> tuple[int, int]:
     """Fixture statistics (untimed): messages of the user matching all words, and any word."""
-
-    def body(raw: sqlite3.Connection) -> tuple[int, int]:
+    with closing(_read_only(path)) as raw:
         user_pk = raw.execute("SELECT pk FROM users WHERE user_id = ?", (user_id,)).fetchone()[0]
         quoted = [f'"{word}"' for word in words]
         counts = []
@@ -394,9 +331,7 @@ async def _match_counts(store: SqliteStore, user_id: str, words: list[str]) -> t
             counts.append(
                 int(raw.execute("SELECT count(*) FROM search_index WHERE search_index MATCH ?", (match,)).fetchone()[0])
             )
-        return counts[0], counts[1]
-
-    return await store._reader.run(read(body))
+    return counts[0], counts[1]
 
 
 async def measure_search(workdir: pathlib.Path, cfg: Config, keep: bool) -> dict[str, Any]:
@@ -405,7 +340,7 @@ async def measure_search(workdir: pathlib.Path, cfg: Config, keep: bool) -> dict
     _unlink_db(path)
     t_build = time.perf_counter()
     builder = await SqliteStore.open(path)
-    runs = await bulk_append(builder, _corpus(cfg, seed=4, deadline=t_build + cfg.build_budget_s))
+    runs = await builder.import_runs(_corpus(cfg, seed=4, deadline=t_build + cfg.build_budget_s))
     await builder.close()
     build_s = time.perf_counter() - t_build
     sessions = runs // cfg.runs_per_session
@@ -426,14 +361,14 @@ async def measure_search(workdir: pathlib.Path, cfg: Config, keep: bool) -> dict
         )
 
     store = await SqliteStore.open(path)
-    out = {"corpus": corpus, **await time_searches(store, cfg)}
+    out = {"corpus": corpus, **await time_searches(store, path, cfg)}
     await store.close()
     if not keep:
         _unlink_db(path)
     return out
 
 
-async def time_searches(store: SqliteStore, cfg: Config) -> dict[str, Any]:
+async def time_searches(store: SqliteStore, path: pathlib.Path, cfg: Config) -> dict[str, Any]:
     """The timed part of item 4, on a store holding the corpus (also usable on a kept search.db)."""
     rng = random.Random(7)
 
@@ -448,19 +383,21 @@ async def time_searches(store: SqliteStore, cfg: Config) -> dict[str, Any]:
         return user, words
 
     user, words = pick("mid")
+    sessions = store.for_user(user)
     t0 = time.perf_counter()
-    await store.search(user, " ".join(words))  # the first query on a fresh store, reported on its own
+    await sessions.search(" ".join(words))  # the first query on a fresh store, reported on its own
     out: dict[str, Any] = {"first_query_ms": (time.perf_counter() - t0) * 1000, "kinds": {}}
     for kind, (description, _) in QUERY_KINDS.items():
         times: list[float] = []
         hits: list[int] = []
         for _ in range(cfg.queries):
             user, words = pick(kind)
+            sessions = store.for_user(user)
             t0 = time.perf_counter()
-            found = await store.search(user, " ".join(words))
+            found = await sessions.search(" ".join(words))
             times.append((time.perf_counter() - t0) * 1000)
             hits.append(len(found))
-        counts = [await _match_counts(store, *pick(kind)) for _ in range(20)]
+        counts = [_match_counts(path, *pick(kind)) for _ in range(20)]
         out["kinds"][kind] = {
             "description": description,
             "queries": cfg.queries,

@@ -61,7 +61,11 @@ class UserSessions(Protocol):
         order: Order = "desc",
         name_contains: str | None = None,
     ) -> SessionPage:
-        """A page of the sessions. Raises InvalidInput for a bad cursor."""
+        """A page of the sessions, ordered by `sort_by` (then creation), optionally only those whose
+        name contains `name_contains` (ASCII letters in either case).
+
+        Raises InvalidInput for a bad cursor or an unknown `sort_by` or `order`.
+        """
 
     async def update_session(
         self,
@@ -112,7 +116,10 @@ class UserSessions(Protocol):
         cursor: str | None = None,
         include_tool_messages: bool = False,
     ) -> ChatHistoryPage:
-        """Messages oldest first, optionally only those of the last N runs. Raises SessionNotFound."""
+        """Messages oldest first, optionally only those of the last N finished runs.
+
+        Raises SessionNotFound (before any cursor is looked at), InvalidInput for a bad cursor.
+        """
 
     async def get_tool_calls(
         self,
@@ -122,7 +129,10 @@ class UserSessions(Protocol):
         tool_name: str | None = None,
         cursor: str | None = None,
     ) -> ToolCallPage:
-        """Tool calls newest first. Raises SessionNotFound, InvalidInput."""
+        """Tool calls newest first, optionally only those of one tool.
+
+        Raises SessionNotFound (before any cursor is looked at), InvalidInput for a bad cursor.
+        """
 
     async def search(
         self,
@@ -132,7 +142,10 @@ class UserSessions(Protocol):
         exclude_session_id: str | None = None,
         limit: int = SEARCH_RESULTS,
     ) -> list[SearchHit]:
-        """Best matches first among the user's messages and tool calls; any string is a valid query."""
+        """Best matches first among the user's messages and tool calls; any string is a valid query.
+
+        Only the first words of a long query are read; InvalidInput for a lone surrogate among them.
+        """
 
     async def context_messages(self, session_id: str, num_runs: int) -> list[ContextMessage]:
         """The messages of the last `num_runs` completed runs, oldest first, whole runs only.

@@ -1,30 +1,21 @@
 """Reading a session's history from SQLite: pages of messages and tool calls, model context, summary input.
 
 Each function runs inside one read transaction on a connection, for a session already resolved
-(and so already checked to belong to the caller). Pages read their rows one at a time and end
-early at RESULT_BUDGET_BYTES (see pages.py); their cursors are bound to the user, the session
-and the filters (see cursor.py).
+through sqlite_identity.py (and so already checked to belong to the caller). Pages read their
+rows one at a time and end early at RESULT_BUDGET_BYTES (see pages.py); their cursors are bound
+to the user, the session and the filters (see cursor.py).
 """
 
 import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
 
 from .cursor import CursorSealer
 from .models import ChatHistoryPage, ChatMessage, ContextMessage, RunTranscript, ToolCall, ToolCallPage
 from .pages import fill_page
+from .sqlite_identity import OwnedSession
 from .sqlite_rows import row_to_tool_call
-
-
-@dataclass(frozen=True)
-class OwnedSession:
-    """A session resolved for its owner, with what its cursors are bound to."""
-
-    user_pk: int
-    session_pk: int
-    session_id: str
 
 
 def chat_history_page(

@@ -102,7 +102,7 @@ def _next_purge(raw: sqlite3.Connection) -> int | None:
 
 @dataclass
 class PurgeStats:
-    """What this store's purger has done since it opened (read by bench/delete_lock.py)."""
+    """What a store's purger has done since the store opened (SqliteStore.purge_stats)."""
 
     batches: int = 0
     longest_lock_s: float = 0.0

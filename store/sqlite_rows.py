@@ -1,4 +1,4 @@
-"""Converting between the contract's models and SQLite rows.
+"""Converting between the contract's models and SQLite rows, without touching the database.
 
 `prepare_run` does all validation and serialization before the write transaction starts, so
 the transaction itself only inserts and holds the write lock as briefly as possible.
@@ -10,7 +10,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from . import sqlite_search_index as search_index
 from .errors import InvalidInput
 from .limits import MAX_RUN_BYTES, MAX_SESSION_TOKENS, MAX_TOOL_CALLS_PER_RUN, check_id, dump_json, text_bytes
 from .models import (
@@ -23,6 +22,7 @@ from .models import (
     StoredRunMetrics,
     ToolCall,
 )
+from .sqlite_search_index import tool_call_text
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def prepare_run(run: NewRun) -> PreparedRun:
                 result=result,
                 is_error=call.is_error,
                 duration_ms=call.duration_ms,
-                search_text=search_index.tool_call_text(call.tool_name, arguments, call.result, result),
+                search_text=tool_call_text(call.tool_name, arguments, call.result, result),
             )
         )
     messages = []
@@ -162,82 +162,4 @@ def row_to_run(row: sqlite3.Row, session_id: str, tool_calls: list[ToolCall]) ->
         metrics=StoredRunMetrics.model_validate(metrics),
         created_at=row["created_at"],
         error=row["error"],
-    )
-
-
-def write_run(
-    raw: sqlite3.Connection, user_pk: int, session_pk: int, run: PreparedRun, run_pk: int | None, now: str
-) -> int:
-    if run_pk is None:
-        run_pk = raw.execute(
-            "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (session_pk, run.run_id, run.status, run.input, run.content, run.metrics, run.error, now),
-        ).lastrowid
-        assert run_pk is not None
-    else:
-        raw.execute(
-            "UPDATE runs SET status = ?, content = ?, metrics = ?, error = ?, owner = NULL WHERE pk = ?",
-            (run.status, run.content, run.metrics, run.error, run_pk),
-        )
-    for message in run.messages:
-        message_pk = raw.execute(
-            "INSERT INTO messages (session_pk, run_pk, role, content, blocks, is_tool) VALUES (?, ?, ?, ?, ?, ?)",
-            (session_pk, run_pk, message.role, message.content, message.blocks, message.is_tool),
-        ).lastrowid
-        assert message_pk is not None
-        search_index.add_message(raw, message_pk, user_pk, session_pk, message.content, message.is_tool)
-    for call in run.tool_calls:
-        call_pk = raw.execute(
-            "INSERT INTO tool_calls (session_pk, run_pk, tool_call_id, tool_name, arguments, result, is_error, "
-            "duration_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                session_pk,
-                run_pk,
-                call.tool_call_id,
-                call.tool_name,
-                call.arguments,
-                call.result,
-                call.is_error,
-                call.duration_ms,
-                now,
-            ),
-        ).lastrowid
-        assert call_pk is not None
-        search_index.add_tool_call(raw, call_pk, user_pk, session_pk, call.search_text)
-    return run_pk
-
-
-def load_run(raw: sqlite3.Connection, run_pk: int, session_id: str) -> Run:
-    row = raw.execute("SELECT * FROM runs WHERE pk = ?", (run_pk,)).fetchone()
-    calls = raw.execute(
-        "SELECT t.*, ? AS run_id FROM tool_calls t WHERE t.run_pk = ? ORDER BY t.pk", (row["run_id"], run_pk)
-    ).fetchall()
-    return row_to_run(row, session_id, [row_to_tool_call(call) for call in calls])
-
-
-def ensure_session(raw: sqlite3.Connection, user_pk: int, session_id: str, now: str) -> int:
-    """The pk of the user's session, created empty if it does not exist yet."""
-    raw.execute(
-        "INSERT OR IGNORE INTO sessions (user_pk, session_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
-        (user_pk, session_id, now, now),
-    )
-    row = raw.execute("SELECT pk FROM sessions WHERE user_pk = ? AND session_id = ?", (user_pk, session_id)).fetchone()
-    return int(row[0])
-
-
-_ADD_TOKENS = ", ".join(
-    f"{column} = min({column} + ?, {MAX_SESSION_TOKENS})"
-    for column in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-)
-
-
-def add_to_session(raw: sqlite3.Connection, session_pk: int, runs: int, tokens: tuple[int, ...], now: str) -> None:
-    """Count new runs and their tokens (input, output, cache read, cache write) in the session's totals.
-
-    Each total saturates at MAX_SESSION_TOKENS rather than overflowing SQLite's 64-bit integers into a REAL.
-    """
-    raw.execute(
-        f"UPDATE sessions SET run_count = run_count + ?, updated_at = ?, {_ADD_TOKENS} WHERE pk = ?",
-        (runs, now, *tokens, session_pk),
     )

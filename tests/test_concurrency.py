@@ -289,8 +289,9 @@ async def test_a_writer_killed_mid_storm_loses_no_acknowledged_run_and_leaves_no
 
     # the file reopens and takes new runs; search still finds old and new ones
     store = await SqliteStore.open(db)
+    storm = store.for_user(STORM_USER)
     try:
-        before = (await store.get_session(STORM_USER, "shared")).run_count
+        before = (await storm.get_session("shared")).run_count
         message = "after the crash: a quiet lake"
         run = NewRun(
             run_id="after-crash",
@@ -298,11 +299,11 @@ async def test_a_writer_killed_mid_storm_loses_no_acknowledged_run_and_leaves_no
             content="noted",
             messages=[NewMessage(role="user", content=message), NewMessage(role="assistant", content="noted")],
         )
-        stored_run, created = await store.append_run(STORM_USER, "shared", run)
+        stored_run, created = await storm.append_run("shared", run)
         assert created and stored_run.status == "completed"
-        assert (await store.get_session(STORM_USER, "shared")).run_count == before + 1
-        assert [hit.run_id for hit in await store.search(STORM_USER, "quiet lake")] == ["after-crash"]
-        assert await store.search(STORM_USER, "storm kayak fjord", limit=5)
+        assert (await storm.get_session("shared")).run_count == before + 1
+        assert [hit.run_id for hit in await storm.search("quiet lake")] == ["after-crash"]
+        assert await storm.search("storm kayak fjord", limit=5)
     finally:
         await store.close()
     integrity(db)
@@ -316,8 +317,8 @@ from mcp_server_sessions.store import SqliteStore
 
 async def main() -> None:
     store = await SqliteStore.open(sys.argv[1])
-    await store.start_session("alice", "s1")
-    run = await store.begin_run("alice", "s1", "r-interrupted", "hello?")
+    await store.for_user("alice").start_session("s1")
+    run = await store.for_user("alice").begin_run("s1", "r-interrupted", "hello?")
     print(run.status, flush=True)
     sys.stdin.readline()  # held here, mid-run, until the test kills the process
 
@@ -375,10 +376,11 @@ async def test_a_run_left_running_by_a_killed_process_is_marked_error_on_the_nex
         reap(child)
 
     store = await SqliteStore.open(db)
+    alice = store.for_user("alice")
     try:
         status, error = run_rows(db)["r-interrupted"]
         assert status == "error" and error
-        assert (await store.get_session("alice", "s1")).run_count == 1
+        assert (await alice.get_session("s1")).run_count == 1
         assert await store.recover_interrupted_runs() == 0  # nothing left to recover
         # the session goes on: a new run is stored next to the interrupted one
         message = "second try"
@@ -388,11 +390,11 @@ async def test_a_run_left_running_by_a_killed_process_is_marked_error_on_the_nex
             content="ok",
             messages=[NewMessage(role="user", content=message), NewMessage(role="assistant", content="ok")],
         )
-        await store.append_run("alice", "s1", run)
-        history = await store.get_chat_history("alice", "s1")
+        await alice.append_run("s1", run)
+        history = await alice.get_chat_history("s1")
         assert [(m.run_id, m.content) for m in history.messages] == [("r-next", "second try"), ("r-next", "ok")]
         # the retry of an interrupted run_id does not resurrect it as completed behind the client's back
-        retried, created = await store.append_run("alice", "s1", run.model_copy(update={"run_id": "r-interrupted"}))
+        retried, created = await alice.append_run("s1", run.model_copy(update={"run_id": "r-interrupted"}))
         assert created is False and retried.status == "error"
     finally:
         await store.close()
@@ -404,8 +406,8 @@ async def test_a_run_owned_by_a_live_process_is_left_running(tmp_path: Path) -> 
     db = tmp_path / "s.db"
     first = await SqliteStore.open(db)
     try:
-        await first.start_session("alice", "s1")
-        begun = await first.begin_run("alice", "s1", "r-live", "still thinking")
+        await first.for_user("alice").start_session("s1")
+        begun = await first.for_user("alice").begin_run("s1", "r-live", "still thinking")
         assert begun.status == "running"
         with closing(sqlite3.connect(db)) as conn, conn:  # a run of a server on another machine
             session_pk = conn.execute("SELECT pk FROM sessions WHERE session_id = 's1'").fetchone()[0]
@@ -434,10 +436,10 @@ async def test_a_run_owned_by_a_live_process_is_left_running(tmp_path: Path) -> 
                 NewMessage(role="assistant", content="done"),
             ],
         )
-        run, created = await first.append_run("alice", "s1", finished, finishing=True)
+        run, created = await first.for_user("alice").append_run("s1", finished, finishing=True)
         assert created and run.status == "completed" and run.content == "done"
         assert run_rows(db)["r-live"] == ("completed", None)
-        assert [hit.run_id for hit in await first.search("alice", "thinking")] == ["r-live"]
+        assert [hit.run_id for hit in await first.for_user("alice").search("thinking")] == ["r-live"]
     finally:
         await first.close()
     integrity(db)

@@ -130,17 +130,17 @@ async def test_a_cursor_from_another_database_file_is_refused(tmp_path: Path) ->
     try:
         for store in stores:
             for i in range(2):
-                await store.append_run("alice", "s1", turn(f"r{i}"))
-        one, two = stores
-        messages = (await one.get_chat_history("alice", "s1", limit=1)).next_cursor
-        calls = (await one.get_tool_calls("alice", "s1", limit=1)).next_cursor
-        await one.start_session("alice", "s2")
-        await two.start_session("alice", "s2")
-        sessions = (await one.list_sessions("alice", limit=1)).next_cursor
+                await store.for_user("alice").append_run("s1", turn(f"r{i}"))
+        one, two = (store.for_user("alice") for store in stores)
+        messages = (await one.get_chat_history("s1", limit=1)).next_cursor
+        calls = (await one.get_tool_calls("s1", limit=1)).next_cursor
+        await one.start_session("s2")
+        await two.start_session("s2")
+        sessions = (await one.list_sessions(limit=1)).next_cursor
         reads = (
-            lambda: two.get_chat_history("alice", "s1", cursor=messages),
-            lambda: two.get_tool_calls("alice", "s1", cursor=calls),
-            lambda: two.list_sessions("alice", cursor=sessions),
+            lambda: two.get_chat_history("s1", cursor=messages),
+            lambda: two.get_tool_calls("s1", cursor=calls),
+            lambda: two.list_sessions(cursor=sessions),
         )
         for read in reads:
             with pytest.raises(InvalidInput, match=r"^cursor is not valid for this list"):
@@ -154,13 +154,13 @@ async def test_a_cursor_still_works_after_the_file_is_reopened(db_path: Path) ->
     store = await SqliteStore.open(db_path)
     try:
         for i in range(2):
-            await store.append_run("alice", "s1", turn(f"r{i}"))
-        cursor = (await store.get_chat_history("alice", "s1", limit=2)).next_cursor
+            await store.for_user("alice").append_run("s1", turn(f"r{i}"))
+        cursor = (await store.for_user("alice").get_chat_history("s1", limit=2)).next_cursor
     finally:
         await store.close()
     reopened = await SqliteStore.open(db_path)
     try:
-        rest = await reopened.get_chat_history("alice", "s1", cursor=cursor)
+        rest = await reopened.for_user("alice").get_chat_history("s1", cursor=cursor)
         assert [m.content for m in rest.messages] == ["question r1", "answer r1"]
     finally:
         await reopened.close()

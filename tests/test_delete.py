@@ -14,9 +14,7 @@ import anyio
 import pytest
 
 from mcp_server_sessions.store import NewMessage, NewRun, NewToolCall, SessionNotFound, SqliteStore
-from mcp_server_sessions.store.clock import utc_now
 from mcp_server_sessions.store.sqlite_purge import BATCH_BYTES, BATCH_ROWS, PURGING_USER, purge_step
-from mcp_server_sessions.store.sqlite_rows import add_to_session, ensure_session, prepare_run, write_run
 from tests.test_concurrency import child_env, integrity, reap
 
 pytestmark = pytest.mark.anyio
@@ -51,21 +49,13 @@ def turn(rng: random.Random, run_id: str, word: str = "", size: int = 200, lead:
 async def fill(
     db: Path, user_id: str, session_id: str, runs: int, word: str = "", size: int = 200, lead: str = ""
 ) -> None:
-    """A session of `runs` runs, written by the store's own row writer in one transaction (thousands in a second)."""
+    """A session of `runs` runs, imported in bulk (thousands in a second)."""
     rng = random.Random(f"{user_id}/{session_id}")
-    if not db.exists():
-        await (await SqliteStore.open(db)).close()
-    with closing(sqlite3.connect(db, isolation_level=None)) as raw:
-        raw.execute("PRAGMA foreign_keys = ON")
-        raw.execute("BEGIN IMMEDIATE")
-        raw.execute("INSERT OR IGNORE INTO users (user_id) VALUES (?)", (user_id,))
-        user_pk = raw.execute("SELECT pk FROM users WHERE user_id = ?", (user_id,)).fetchone()[0]
-        now = utc_now()
-        session_pk = ensure_session(raw, user_pk, session_id, now)
-        for i in range(runs):
-            write_run(raw, user_pk, session_pk, prepare_run(turn(rng, f"r{i}", word, size, lead)), None, now)
-        add_to_session(raw, session_pk, runs, (0, 0, 0, 0), now)
-        raw.execute("COMMIT")
+    store = await SqliteStore.open(db)
+    try:
+        await store.import_runs((user_id, session_id, turn(rng, f"r{i}", word, size, lead)) for i in range(runs))
+    finally:
+        await store.close()
 
 
 def session_rows(db: Path, session_pk: int) -> dict[str, int]:
@@ -139,7 +129,7 @@ async def test_another_process_keeps_writing_while_a_large_session_is_deleted(db
     try:
         with anyio.fail_after(60):
             await anyio.to_thread.run_sync(other.started.wait, abandon_on_cancel=True)
-            await store.delete_session("alice", "big")
+            await store.for_user("alice").delete_session("big")
             assert session_rows(db_path, big_pk)["runs"] > 0  # the rest is purged in the background
             writes_before_purge = other.writes
             await store.purge_pending()
@@ -180,7 +170,7 @@ async def test_each_purge_batch_is_its_own_transaction_of_bounded_rows_and_text(
     await fill(db_path, "alice", "kept", 2)
     big_pk = session_pk_of(db_path, "alice", "big")
     store = await SqliteStore.open(db_path)
-    await store.delete_session("alice", "big")
+    await store.for_user("alice").delete_session("big")
     await store.close()  # the purge stops here, after the batch that ran with the delete
 
     batches = 0
@@ -223,42 +213,43 @@ async def test_a_deleted_session_vanishes_at_once_and_its_id_is_free_again(db_pa
     await fill(db_path, "bob", "big", 2, word="zebra")
     big_pk = session_pk_of(db_path, "alice", "big")
     store = await SqliteStore.open(db_path)
+    alice, bob = store.for_user("alice"), store.for_user("bob")
     try:
-        bob_before = await store.get_chat_history("bob", "big", include_tool_messages=True)
-        kept_before = await store.get_chat_history("alice", "kept", include_tool_messages=True)
-        await store.delete_session("alice", "big")
+        bob_before = await bob.get_chat_history("big", include_tool_messages=True)
+        kept_before = await alice.get_chat_history("kept", include_tool_messages=True)
+        await alice.delete_session("big")
         with write_lock(db_path), anyio.fail_after(30):  # the purge is held mid-way while we look
             assert session_rows(db_path, big_pk)["search_index"] > 0
             for query in ("zebra", "zebra_tool"):
-                assert {hit.session_id for hit in await store.search("alice", query, limit=50)} == {"kept"}
+                assert {hit.session_id for hit in await alice.search(query, limit=50)} == {"kept"}
             for read in (
-                store.get_session("alice", "big"),
-                store.get_chat_history("alice", "big"),
-                store.get_tool_calls("alice", "big"),
+                alice.get_session("big"),
+                alice.get_chat_history("big"),
+                alice.get_tool_calls("big"),
             ):
                 with pytest.raises(SessionNotFound):
                     await read
-            listed = await store.list_sessions("alice")
+            listed = await alice.list_sessions()
             assert (listed.total, [s.session_id for s in listed.sessions]) == (1, ["kept"])
-            assert {hit.session_id for hit in await store.search("bob", "zebra", limit=50)} == {"big"}
+            assert {hit.session_id for hit in await bob.search("zebra", limit=50)} == {"big"}
 
-        for write in (store.update_session("alice", "big", name="x"), store.delete_session("alice", "big")):
+        for write in (alice.update_session("big", name="x"), alice.delete_session("big")):
             with pytest.raises(SessionNotFound):
                 await write
-        again, created = await store.start_session("alice", "big")
+        again, created = await alice.start_session("big")
         assert created and again.run_count == 0
-        assert (await store.get_chat_history("alice", "big")).messages == []
-        assert (await store.get_tool_calls("alice", "big")).tool_calls == []
-        assert {hit.session_id for hit in await store.search("alice", "zebra", limit=50)} == {"kept"}
-        await store.append_run("alice", "big", turn(random.Random(1), "fresh", word="okapi"))
-        assert {hit.session_id for hit in await store.search("alice", "okapi")} == {"big"}
+        assert (await alice.get_chat_history("big")).messages == []
+        assert (await alice.get_tool_calls("big")).tool_calls == []
+        assert {hit.session_id for hit in await alice.search("zebra", limit=50)} == {"kept"}
+        await alice.append_run("big", turn(random.Random(1), "fresh", word="okapi"))
+        assert {hit.session_id for hit in await alice.search("okapi")} == {"big"}
 
         with anyio.fail_after(60):
             await store.purge_pending()
         assert session_rows(db_path, big_pk) == NOTHING_LEFT
-        assert await store.get_chat_history("bob", "big", include_tool_messages=True) == bob_before
-        assert await store.get_chat_history("alice", "kept", include_tool_messages=True) == kept_before
-        assert (await store.get_session("alice", "big")).run_count == 1
+        assert await bob.get_chat_history("big", include_tool_messages=True) == bob_before
+        assert await alice.get_chat_history("kept", include_tool_messages=True) == kept_before
+        assert (await alice.get_session("big")).run_count == 1
     finally:
         await store.close()
     with closing(sqlite3.connect(db_path)) as conn:
@@ -272,11 +263,11 @@ async def reopen_and_see_the_purge_finish(db_path: Path, big_pk: int) -> None:
     store = await SqliteStore.open(db_path)
     try:
         with pytest.raises(SessionNotFound):
-            await store.get_session("alice", "big")
+            await store.for_user("alice").get_session("big")
         with anyio.fail_after(60):
             await store.purge_pending()
         assert session_rows(db_path, big_pk) == NOTHING_LEFT
-        assert (await store.get_session("alice", "kept")).run_count == 2
+        assert (await store.for_user("alice").get_session("kept")).run_count == 2
     finally:
         await store.close()
     integrity(db_path)
@@ -287,7 +278,7 @@ async def test_a_purge_stopped_by_closing_the_store_finishes_at_the_next_open(db
     await fill(db_path, "alice", "kept", 2)
     big_pk = session_pk_of(db_path, "alice", "big")
     store = await SqliteStore.open(db_path)
-    await store.delete_session("alice", "big")
+    await store.for_user("alice").delete_session("big")
     await store.close()
     assert session_rows(db_path, big_pk)["runs"] > 0
 
@@ -300,7 +291,7 @@ from mcp_server_sessions.store import SqliteStore
 
 async def main() -> None:
     store = await SqliteStore.open(sys.argv[1])
-    await store.delete_session("alice", "big")
+    await store.for_user("alice").delete_session("big")
     print("deleted", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # purging until killed
 
@@ -340,14 +331,14 @@ async def test_two_stores_purging_the_same_session_at_once_leave_every_other_row
     big_pk = session_pk_of(db_path, "alice", "big")
     first, second = await SqliteStore.open(db_path), await SqliteStore.open(db_path)
     try:
-        kept = await first.get_chat_history("alice", "kept", include_tool_messages=True)
-        await first.delete_session("alice", "big")
+        kept = await first.for_user("alice").get_chat_history("kept", include_tool_messages=True)
+        await first.for_user("alice").delete_session("big")
         with anyio.fail_after(60):
             async with anyio.create_task_group() as group:
                 group.start_soon(first.purge_pending)
                 group.start_soon(second.purge_pending)
         assert session_rows(db_path, big_pk) == NOTHING_LEFT
-        assert await second.get_chat_history("alice", "kept", include_tool_messages=True) == kept
+        assert await second.for_user("alice").get_chat_history("kept", include_tool_messages=True) == kept
     finally:
         await first.close()
         await second.close()
@@ -359,8 +350,8 @@ async def test_a_late_batch_never_touches_a_new_session_that_took_the_purged_pk(
     old_pk = session_pk_of(db_path, "alice", "old")  # the newest session: its pk is the next to be reused
     store = await SqliteStore.open(db_path)
     try:
-        await store.delete_session("alice", "old")
-        await store.append_run("alice", "new", turn(random.Random(2), "r1"))
+        await store.for_user("alice").delete_session("old")
+        await store.for_user("alice").append_run("new", turn(random.Random(2), "r1"))
         assert session_pk_of(db_path, "alice", "new") == old_pk
     finally:
         await store.close()
@@ -377,14 +368,15 @@ async def test_the_reserved_owner_of_deleted_sessions_is_no_user_at_all(db_path:
     big_pk = session_pk_of(db_path, "alice", "big")
     store = await SqliteStore.open(db_path)
     try:
-        await store.delete_session("alice", "big")
+        await store.for_user("alice").delete_session("big")
         with write_lock(db_path), anyio.fail_after(30):  # the purge is held mid-way while we look
             tombstone = f"deleted-{big_pk}"
-            page = await store.list_sessions(PURGING_USER)
+            purging = store.for_user(PURGING_USER)
+            page = await purging.list_sessions()
             assert page.sessions == [] and page.total == 0
-            for read in (store.get_session, store.get_chat_history, store.get_tool_calls):
+            for read in (purging.get_session, purging.get_chat_history, purging.get_tool_calls):
                 with pytest.raises(SessionNotFound):
-                    await read(PURGING_USER, tombstone)
-            assert await store.search(PURGING_USER, "zebra") == []
+                    await read(tombstone)
+            assert await purging.search("zebra") == []
     finally:
         await store.close()

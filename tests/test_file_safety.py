@@ -43,7 +43,7 @@ async def test_created_folders_are_0700_and_the_file_0600_whatever_the_umask(tmp
     with umask(mask):
         store = await SqliteStore.open(db)
     try:
-        await store.append_run("alice", "s1", a_run())
+        await store.for_user("alice").append_run("s1", a_run())
         assert {folder.name: mode(folder) for folder in (db.parents[2], db.parents[1], db.parent)} == {
             "a": 0o700,
             "b": 0o700,
@@ -65,7 +65,7 @@ async def test_wal_and_shm_are_0600_beside_an_older_0644_file_and_a_warning_says
     with umask(0o022), caplog.at_level(logging.WARNING):
         store = await SqliteStore.open(db)
     try:
-        await store.append_run("alice", "s1", a_run())
+        await store.for_user("alice").append_run("s1", a_run())
         companions = [Path(f"{db}-wal"), Path(f"{db}-shm")]
         assert {path.name: mode(path) for path in companions} == {"old.db-wal": 0o600, "old.db-shm": 0o600}
     finally:
@@ -141,9 +141,9 @@ async def test_a_lock_held_by_any_process_is_blamed_on_another_process(
         with closing(sqlite3.connect(db_path, isolation_level=None)) as holder:  # e.g. the sqlite3 shell
             holder.execute("BEGIN IMMEDIATE")
             with pytest.raises(StoreBusy) as refused:
-                await store.append_run("alice", "s1", a_run())
+                await store.for_user("alice").append_run("s1", a_run())
             holder.execute("ROLLBACK")
         assert str(refused.value) == "The session database stayed locked by another process; retry the call."
-        await store.append_run("alice", "s1", a_run())  # once the lock is gone, the same call succeeds
+        await store.for_user("alice").append_run("s1", a_run())  # once the lock is gone, the same call succeeds
     finally:
         await store.close()

@@ -15,7 +15,7 @@ async def write_one_run(path: Path, migrations: tuple[Migration, ...] = MIGRATIO
     store = await SqliteStore.open(path, migrations)
     try:
         run = NewRun(run_id="r1", input="hello", content="hi", messages=[NewMessage(role="user", content="hello")])
-        await store.append_run("alice", "s1", run)
+        await store.for_user("alice").append_run("s1", run)
     finally:
         await store.close()
 
@@ -35,7 +35,7 @@ async def test_an_upgrade_migrates_in_place_and_keeps_rows(db_path: Path) -> Non
     upgrade = Migration(LATEST_VERSION + 1, "add a column", ("ALTER TABLE sessions ADD COLUMN color TEXT",))
     store = await SqliteStore.open(db_path, (*MIGRATIONS, upgrade))
     try:
-        history = await store.get_chat_history("alice", "s1")
+        history = await store.for_user("alice").get_chat_history("s1")
         assert [m.content for m in history.messages] == ["hello"]
     finally:
         await store.close()
@@ -57,7 +57,7 @@ async def test_a_failing_migration_rolls_back_and_leaves_the_file_usable(db_path
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     store = await SqliteStore.open(db_path)
     try:
-        assert (await store.get_session("alice", "s1")).run_count == 1
+        assert (await store.for_user("alice").get_session("s1")).run_count == 1
     finally:
         await store.close()
 

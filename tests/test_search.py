@@ -33,18 +33,19 @@ async def say(store: SessionStore, user: str, session: str, run_id: str, text: s
         content=reply,
         messages=[NewMessage(role="user", content=text), NewMessage(role="assistant", content=reply)],
     )
-    await store.append_run(user, session, run)
+    await store.for_user(user).append_run(session, run)
 
 
 async def test_word_forms_case_and_accents_match(store: SessionStore) -> None:
+    alice = store.for_user("alice")
     await say(store, "alice", "trip", "r1", "We planned a kayak trip on the Fjords")
     await say(store, "alice", "food", "r1", "Crème brûlée at the CAFÉ")
     await say(store, "alice", "other", "r1", "nothing relevant here")
-    [hit] = await store.search("alice", "kayaking fjord")
+    [hit] = await alice.search("kayaking fjord")
     assert (hit.session_id, hit.run_id, hit.role) == ("trip", "r1", "user")
     assert "**kayak**" in hit.snippet and "**Fjords**" in hit.snippet
     assert hit.score > 0 and hit.created_at.endswith("Z")
-    [accent] = await store.search("alice", "creme brulee cafe")
+    [accent] = await alice.search("creme brulee cafe")
     assert accent.session_id == "food"
 
 
@@ -52,12 +53,13 @@ async def test_all_words_rank_before_some_words(store: SessionStore) -> None:
     await say(store, "alice", "a", "r1", "paddle across the lake")
     await say(store, "alice", "b", "r1", "paddle and portage across the lake at dawn")
     await say(store, "alice", "c", "r1", "portage only")
-    hits = await store.search("alice", "portage dawn")
+    hits = await store.for_user("alice").search("portage dawn")
     assert [h.session_id for h in hits][:2] == ["b", "c"]
     assert hits[0].score >= hits[1].score
 
 
 async def test_tool_calls_are_searchable(store: SessionStore) -> None:
+    alice = store.for_user("alice")
     run = NewRun(
         run_id="r1",
         input="weather?",
@@ -65,29 +67,31 @@ async def test_tool_calls_are_searchable(store: SessionStore) -> None:
         messages=[NewMessage(role="user", content="weather?"), NewMessage(role="assistant", content="see tool")],
         tool_calls=[NewToolCall(tool_name="forecast", arguments={"city": "Trondheim"}, result={"sky": "drizzle"})],
     )
-    await store.append_run("alice", "s1", run)
-    [hit] = await store.search("alice", "trondheim drizzle")
+    await alice.append_run("s1", run)
+    [hit] = await alice.search("trondheim drizzle")
     assert hit.role == "tool" and hit.run_id == "r1"
 
 
 async def test_scope_num_sessions_and_exclude(store: SessionStore) -> None:
+    alice = store.for_user("alice")
     for i in range(4):
         await say(store, "alice", f"s{i}", "r1", f"glacier hike number {i}")
-    assert len(await store.search("alice", "glacier")) == 4
-    recent = await store.search("alice", "glacier", num_sessions=2)
+    assert len(await alice.search("glacier")) == 4
+    recent = await alice.search("glacier", num_sessions=2)
     assert {h.session_id for h in recent} == {"s2", "s3"}
-    excluded = await store.search("alice", "glacier", exclude_session_id="s3")
+    excluded = await alice.search("glacier", exclude_session_id="s3")
     assert {h.session_id for h in excluded} == {"s0", "s1", "s2"}
-    assert len(await store.search("alice", "glacier", exclude_session_id="not-mine")) == 4
-    assert len(await store.search("alice", "glacier", limit=2)) == 2
+    assert len(await alice.search("glacier", exclude_session_id="not-mine")) == 4
+    assert len(await alice.search("glacier", limit=2)) == 2
 
 
 async def test_search_never_crosses_users(store: SessionStore) -> None:
+    bob = store.for_user("bob")
     await say(store, "alice", "s1", "r1", "alice's private volcano")
     await say(store, "bob", "s1", "r1", "bob's lake")
-    assert await store.search("bob", "volcano") == []
-    assert [h.snippet for h in await store.search("bob", "lake")] == ["bob's **lake**"]
-    assert await store.search("nobody", "lake") == []
+    assert await bob.search("volcano") == []
+    assert [h.snippet for h in await bob.search("lake")] == ["bob's **lake**"]
+    assert await store.for_user("nobody").search("lake") == []
 
 
 @pytest.mark.parametrize(
@@ -116,44 +120,48 @@ async def test_search_never_crosses_users(store: SessionStore) -> None:
     ],
 )
 async def test_any_string_is_a_valid_query(store: SessionStore, query: str) -> None:
+    alice = store.for_user("alice")
     await say(store, "alice", "s1", "r1", "plain words about a volcano")
     await say(store, "bob", "s1", "r1", "bob volcano owner")
-    hits = await store.search("alice", query)
+    hits = await alice.search(query)
     assert all(h.session_id == "s1" for h in hits)
-    assert (await store.list_sessions("alice")).total == 1
+    assert (await alice.list_sessions()).total == 1
 
 
 async def test_operator_words_are_plain_words(store: SessionStore) -> None:
+    alice = store.for_user("alice")
     await say(store, "alice", "s1", "r1", "rock AND roll")
     await say(store, "alice", "s2", "r1", "near the shore")
-    assert [h.session_id for h in await store.search("alice", "NEAR")] == ["s2"]
-    assert [h.session_id for h in await store.search("alice", "AND roll")] == ["s1"]
+    assert [h.session_id for h in await alice.search("NEAR")] == ["s2"]
+    assert [h.session_id for h in await alice.search("AND roll")] == ["s1"]
 
 
 async def test_a_huge_message_repeating_the_word_gets_a_snippet_without_stalling(store: SessionStore) -> None:
+    alice = store.for_user("alice")
     await say(store, "alice", "big", "r1", "lorem ipsum " * 75_000)  # FTS5 snippet() takes ~30 s on this
     await say(store, "alice", "small", "r1", "Kayaking lorem once")
     with anyio.fail_after(10):
-        hits = await store.search("alice", "ipsum")
+        hits = await alice.search("ipsum")
     assert [h.session_id for h in hits] == ["big"]
     assert hits[0].snippet.startswith("lorem **ipsum** lorem") and len(hits[0].snippet) <= 400
-    [small] = await store.search("alice", "kayak")
+    [small] = await alice.search("kayak")
     assert small.snippet == "**Kayaking** lorem once"
 
 
 async def test_very_common_words_act_as_stop_words(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice = store.for_user("alice")
     monkeypatch.setattr(sqlite_search, "COMMON_WORD_MATCHES", 3)  # 2,000 in production
     texts = ["the fjord trip", "the lake", "the mountain", "the glacier", "the fjord again"]
     for i, text in enumerate(texts):
         await say(store, "alice", f"s{i}", "r1", text)
     await say(store, "bob", "b1", "r1", "fjord")
-    fjord = await store.search("alice", "the fjord")
+    fjord = await alice.search("the fjord")
     assert {h.session_id for h in fjord} == {"s0", "s4"} and all(h.score > 0 for h in fjord)
     assert all("**fjord**" in h.snippet for h in fjord)
-    only_common = await store.search("alice", "THE", limit=2)
+    only_common = await alice.search("THE", limit=2)
     assert [h.session_id for h in only_common] == ["s4", "s3"]  # newest first, unranked
     assert all(h.score == 0.0 for h in only_common)
-    assert [h.session_id for h in await store.search("bob", "the fjord")] == ["b1"]  # bob's own counts
+    assert [h.session_id for h in await store.for_user("bob").search("the fjord")] == ["b1"]  # bob's own counts
 
 
 def _traced_search(db_path: Path, user_id: str, query: str) -> tuple[list[SearchHit], list[str]]:
@@ -186,14 +194,14 @@ async def test_control_characters_in_a_huge_text_give_a_normal_result(store: Ses
     await say(store, "alice", "big", "r1", text)
     await say(store, "alice", "small", "r1", "a fjord again")
     with anyio.fail_after(10):
-        hits = await store.search("alice", "fjord trip")
+        hits = await store.for_user("alice").search("fjord trip")
     assert [h.session_id for h in hits] == ["big", "small"]
     assert "**fjord** **trip**" in hits[0].snippet and len(hits[0].snippet) <= 400
 
 
 async def test_a_large_text_matching_only_past_its_first_bytes_gets_its_start_as_snippet(store: SessionStore) -> None:
     await say(store, "alice", "big", "r1", "Opening words here. " + "kayak lake shore " * 5_000 + "the fjord at last")
-    [hit] = await store.search("alice", "fjord")
+    [hit] = await store.for_user("alice").search("fjord")
     assert hit.snippet.startswith("Opening words here. kayak lake") and hit.snippet.endswith("…")
 
 
@@ -223,6 +231,7 @@ async def test_the_models_search_tool_takes_a_long_query(store: SessionStore) ->
 
 
 async def test_a_snippet_keeps_the_texts_own_spacing(store: SessionStore) -> None:
+    alice = store.for_user("alice")
     run = NewRun(
         run_id="r1",
         input="which city?",
@@ -230,23 +239,24 @@ async def test_a_snippet_keeps_the_texts_own_spacing(store: SessionStore) -> Non
         messages=[NewMessage(role="user", content="which city?")],
         tool_calls=[NewToolCall(tool_name="lookup", arguments={"q": "capital Norway"}, result="Oslo")],
     )
-    await store.append_run("alice", "s1", run)
+    await alice.append_run("s1", run)
     await say(store, "alice", "s2", "r1", "(Norway)\n\n\t  has  fjords")
-    hit = (await store.search("alice", "capital Norway"))[0]
+    hit = (await alice.search("capital Norway"))[0]
     assert hit.snippet == 'lookup {"q":"**capital** **Norway**"} Oslo'
-    [spaced] = await store.search("alice", "fjords")
+    [spaced] = await alice.search("fjords")
     assert spaced.snippet == "(Norway) has **fjords**"
 
 
 async def test_a_large_texts_snippet_finds_words_in_any_case(store: SessionStore) -> None:
     await say(store, "alice", "big", "r1", "From İstanbul to the FJORDS by train. " + "kayak lake shore " * 5_000)
-    [hit] = await store.search("alice", "fjord")
+    [hit] = await store.for_user("alice").search("fjord")
     assert hit.snippet.startswith("From İstanbul to the **FJORDS** by train.")
 
 
 async def test_a_lone_surrogate_in_the_part_of_a_query_read_is_refused(store: SessionStore) -> None:
+    alice = store.for_user("alice")
     await say(store, "alice", "s1", "r1", "hello there")
     for query in ("\ud800", "hello \udfff"):
         with pytest.raises(InvalidInput, match="query contains an unpaired surrogate"):
-            await store.search("alice", query)
-    assert [h.session_id for h in await store.search("alice", "hello " * 1_000 + "\ud800")] == ["s1"]  # never read
+            await alice.search(query)
+    assert [h.session_id for h in await alice.search("hello " * 1_000 + "\ud800")] == ["s1"]  # never read

@@ -38,7 +38,7 @@ async def storm(database: str, writer: str, count: int) -> None:
         index = 0
         while (count == 0 or index < count) and not stop.is_set():
             session_id, run = planned(writer, index)
-            await store.append_run(USER, session_id, run)
+            await store.for_user(USER).append_run(session_id, run)
             sys.stdout.write(f"{session_id} {run.run_id}\n")
             sys.stdout.flush()
             index += 1

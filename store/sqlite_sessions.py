@@ -1,0 +1,249 @@
+"""One user's sessions in a SqliteStore: the UserSessions handle that `SqliteStore.for_user` hands out.
+
+Each method checks and serializes its arguments first, then runs one transaction in one hop to a
+connection's worker thread (or inline, for a short read; see sqlite_connection.py). Inside it,
+the handle's user is resolved once (sqlite_identity.py) and the SQL of the sessions table, the
+runs, the history and the search (the sqlite_* modules beside this one) does the rest.
+"""
+
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from . import search_query
+from . import sqlite_history as history
+from . import sqlite_runs as runs
+from . import sqlite_session_table as sessions
+from .clock import utc_now
+from .cursor import CursorSealer
+from .limits import HISTORY_PAGE, SEARCH_RESULTS, SESSION_PAGE, TOOL_CALL_PAGE, check_id, check_name, dump_json
+from .models import (
+    AgentConfig,
+    ChatHistoryPage,
+    ContextMessage,
+    NewRun,
+    Run,
+    RunTranscript,
+    SearchHit,
+    Session,
+    SessionPage,
+    SessionSummary,
+    ToolCallPage,
+)
+from .protocol import Order, SortKey
+from .sqlite_connection import Connection, read, write
+from .sqlite_identity import OwnedSession, UserDirectory
+from .sqlite_purge import Purger, purge_step, vanish
+from .sqlite_rows import prepare_run
+from .sqlite_search import search_user
+
+
+@dataclass(frozen=True)
+class StoreParts:
+    """What every handle of one store shares: its connections, cursor sealer, user directory and purger."""
+
+    writer: Connection
+    reader: Connection
+    cursors: CursorSealer
+    users: UserDirectory
+    purger: Purger
+
+
+class SqliteUserSessions:
+    """UserSessions on a SqliteStore: every call acts for `user_id` and sees nothing of other users."""
+
+    def __init__(self, parts: StoreParts, user_id: str) -> None:
+        self._parts = parts
+        self._user_id = user_id
+
+    @property
+    def user_id(self) -> str:
+        return self._user_id
+
+    # Every transaction resolves the handle's user first, once, through one of these two.
+
+    def _session(self, raw: sqlite3.Connection, session_id: str) -> OwnedSession:
+        """This user's session `session_id`, or SessionNotFound (see UserDirectory.session)."""
+        return self._parts.users.session(raw, self._user_id, session_id)
+
+    def _user_pk(self, raw: sqlite3.Connection, *, create: bool = False) -> int | None:
+        """This user's pk (see UserDirectory.user_pk)."""
+        return self._parts.users.user_pk(raw, self._user_id, create=create)
+
+    # -- sessions ---------------------------------------------------------------------
+
+    async def start_session(
+        self,
+        session_id: str | None,
+        *,
+        name: str | None = None,
+        state: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        agent: AgentConfig | None = None,
+    ) -> tuple[Session, bool]:
+        check_id(self._user_id, "user_id")
+        session_id = check_id(session_id, "session_id") if session_id is not None else str(uuid.uuid4())
+        new = sessions.NewSession(
+            name=check_name(name),
+            state_json=dump_json(state or {}, "state"),
+            metadata_json=dump_json(metadata or {}, "metadata"),
+            agent_json=agent.model_dump_json() if agent is not None else None,
+        )
+
+        def body(raw: sqlite3.Connection) -> tuple[Session, bool]:
+            user_pk = self._user_pk(raw, create=True)
+            assert user_pk is not None
+            session_pk, created = sessions.start(raw, user_pk, session_id, utc_now(), new)
+            return sessions.load(raw, session_pk, self._user_id), created
+
+        return await self._parts.writer.run(write(body))
+
+    async def get_session(self, session_id: str) -> Session:
+        def body(raw: sqlite3.Connection) -> Session:
+            return sessions.load(raw, self._session(raw, session_id).session_pk, self._user_id)
+
+        return await self._parts.reader.run(read(body), inline=True)
+
+    async def list_sessions(
+        self,
+        *,
+        limit: int = SESSION_PAGE,
+        cursor: str | None = None,
+        sort_by: SortKey = "updated_at",
+        order: Order = "desc",
+        name_contains: str | None = None,
+    ) -> SessionPage:
+        query = sessions.SessionQuery(sort_by, order, name_contains)
+
+        def body(raw: sqlite3.Connection) -> SessionPage:
+            return sessions.page(raw, self._parts.cursors, self._user_pk(raw), self._user_id, query, limit, cursor)
+
+        return await self._parts.reader.run(read(body), inline=True)
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+        merge_state: bool = True,
+        agent: AgentConfig | None = None,
+    ) -> Session:
+        change = sessions.SessionChange.checked(name, metadata, state, merge_state, agent)
+
+        def body(raw: sqlite3.Connection) -> Session:
+            return sessions.update(raw, self._session(raw, session_id).session_pk, self._user_id, change)
+
+        return await self._parts.writer.run(write(body))
+
+    async def delete_session(self, session_id: str) -> None:
+        """The session vanishes at once; rows that one short transaction cannot delete are purged
+        in the background (see sqlite_purge)."""
+
+        def body(raw: sqlite3.Connection) -> bool:
+            session = self._session(raw, session_id)
+            vanish(raw, session.user_pk, session.session_pk)
+            return purge_step(raw, session.session_pk)
+
+        if not await self._parts.writer.run(write(body)):
+            self._parts.purger.start()
+
+    async def set_summary(self, session_id: str, summary: SessionSummary) -> Session:
+        summary_json = dump_json(summary.model_dump(), "summary")
+
+        def body(raw: sqlite3.Connection) -> Session:
+            return sessions.set_summary(raw, self._session(raw, session_id).session_pk, self._user_id, summary_json)
+
+        return await self._parts.writer.run(write(body))
+
+    # -- runs -------------------------------------------------------------------------
+
+    async def append_run(self, session_id: str, run: NewRun, *, finishing: bool = False) -> tuple[Run, bool]:
+        check_id(self._user_id, "user_id")
+        check_id(session_id, "session_id")
+        prepared = prepare_run(run)
+
+        def body(raw: sqlite3.Connection) -> tuple[Run, bool]:
+            now = utc_now()
+            if finishing:  # a begun run ends in its own session only, never in a re-created one
+                session = self._session(raw, session_id)
+            else:
+                user_pk = self._user_pk(raw, create=True)
+                assert user_pk is not None
+                session_pk, _ = sessions.start(raw, user_pk, session_id, now)
+                session = OwnedSession(user_pk, session_pk, session_id)
+            return runs.append(raw, session, prepared, finishing, now)
+
+        return await self._parts.writer.run(write(body))
+
+    async def begin_run(self, session_id: str, run_id: str, input: str) -> Run:
+        check_id(run_id, "run_id")
+
+        def body(raw: sqlite3.Connection) -> Run:
+            return runs.begin(raw, self._session(raw, session_id), run_id, input)
+
+        return await self._parts.writer.run(write(body))
+
+    # -- history ----------------------------------------------------------------------
+
+    async def get_chat_history(
+        self,
+        session_id: str,
+        *,
+        last_n_runs: int | None = None,
+        limit: int = HISTORY_PAGE,
+        cursor: str | None = None,
+        include_tool_messages: bool = False,
+    ) -> ChatHistoryPage:
+        def body(raw: sqlite3.Connection) -> ChatHistoryPage:
+            session = self._session(raw, session_id)  # an unknown session wins over a bad cursor
+            return history.chat_history_page(
+                raw, self._parts.cursors, session, last_n_runs, limit, cursor, include_tool_messages
+            )
+
+        return await self._parts.reader.run(read(body), inline=True)
+
+    async def get_tool_calls(
+        self, session_id: str, *, limit: int = TOOL_CALL_PAGE, tool_name: str | None = None, cursor: str | None = None
+    ) -> ToolCallPage:
+        def body(raw: sqlite3.Connection) -> ToolCallPage:
+            session = self._session(raw, session_id)
+            return history.tool_call_page(raw, self._parts.cursors, session, limit, tool_name, cursor)
+
+        return await self._parts.reader.run(read(body), inline=True)
+
+    async def context_messages(self, session_id: str, num_runs: int) -> list[ContextMessage]:
+        def body(raw: sqlite3.Connection) -> list[ContextMessage]:
+            return history.context_messages(raw, self._session(raw, session_id).session_pk, num_runs)
+
+        return await self._parts.reader.run(read(body), inline=True)
+
+    async def runs_for_summary(self, session_id: str, after: int) -> tuple[list[RunTranscript], int]:
+        def body(raw: sqlite3.Connection) -> tuple[list[RunTranscript], int]:
+            return history.runs_for_summary(raw, self._session(raw, session_id).session_pk, after)
+
+        return await self._parts.reader.run(read(body))
+
+    # -- search -----------------------------------------------------------------------
+
+    async def search(
+        self,
+        query: str,
+        *,
+        num_sessions: int | None = None,
+        exclude_session_id: str | None = None,
+        limit: int = SEARCH_RESULTS,
+    ) -> list[SearchHit]:
+        words = search_query.quoted(search_query.terms(query))
+        if not words:
+            return []
+
+        def body(raw: sqlite3.Connection) -> list[SearchHit]:
+            user_pk = self._user_pk(raw)
+            if user_pk is None:
+                return []
+            return search_user(raw, user_pk, words, num_sessions, exclude_session_id, limit)
+
+        return await self._parts.reader.run(read(body))
