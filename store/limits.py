@@ -50,6 +50,20 @@ MAX_OUTPUT_TOKENS = 128_000
 """Most output tokens one model call of a run may be given."""
 TOOL_CALL_LINE_CHARS = 2_000
 """A recorded tool call's line in the chat history is cut here; the call itself is stored whole."""
+OUTPUT_TOKENS = 4_096
+"""Output tokens of one model call of a run unless the call or the session says otherwise."""
+MAX_MODEL_CALLS = 8
+"""Model calls one run may make (each after the tool calls the one before asked for)."""
+
+# The tools a model calls inside a run: smaller pages, as their results fill the model's context.
+INNER_HISTORY_PAGE = 50
+MAX_INNER_HISTORY_PAGE = 200
+MAX_INNER_LAST_N_RUNS = 1_000
+MAX_INNER_TOOL_CALL_PAGE = 100
+INNER_SEARCH_RESULTS = 5
+MAX_INNER_SEARCH_RESULTS = 20
+MAX_INNER_RESULT_CHARS = 100_000
+"""An inner tool's result is cut here before the model sees it."""
 
 _ID_RE = re.compile(ID_PATTERN)
 

@@ -16,6 +16,17 @@ from typing import TYPE_CHECKING
 from pydantic import Field, JsonValue, ValidationError
 
 from mcp_server_sessions.store import InvalidInput, NewToolCall, StoreError, UserSessions
+from mcp_server_sessions.store.limits import (
+    INNER_HISTORY_PAGE,
+    INNER_SEARCH_RESULTS,
+    MAX_INNER_HISTORY_PAGE,
+    MAX_INNER_LAST_N_RUNS,
+    MAX_INNER_RESULT_CHARS,
+    MAX_INNER_SEARCH_RESULTS,
+    MAX_INNER_TOOL_CALL_PAGE,
+    MAX_TOOL_NAME_CHARS,
+    TOOL_CALL_PAGE,
+)
 
 from ..schemas import RefusingUnknownArguments
 from ..validation import describe_validation
@@ -23,22 +34,27 @@ from ..validation import describe_validation
 if TYPE_CHECKING:
     from anthropic.types import ToolParam
 
-MAX_RESULT_CHARS = 100_000
-
 
 class _HistoryArgs(RefusingUnknownArguments):
-    last_n_runs: int | None = Field(default=None, ge=1, le=1000, description="Only the last N runs.")
-    limit: int = Field(default=50, ge=1, le=200, description="Most messages to return.")
+    last_n_runs: int | None = Field(default=None, ge=1, le=MAX_INNER_LAST_N_RUNS, description="Only the last N runs.")
+    limit: int = Field(
+        default=INNER_HISTORY_PAGE, ge=1, le=MAX_INNER_HISTORY_PAGE, description="Most messages to return."
+    )
 
 
 class _ToolCallArgs(RefusingUnknownArguments):
-    limit: int = Field(default=20, ge=1, le=100, description="Most tool calls to return, newest first.")
-    tool_name: str | None = Field(default=None, max_length=200, description="Only calls of this tool.")
+    limit: int = Field(
+        default=TOOL_CALL_PAGE,
+        ge=1,
+        le=MAX_INNER_TOOL_CALL_PAGE,
+        description="Most tool calls to return, newest first.",
+    )
+    tool_name: str | None = Field(default=None, max_length=MAX_TOOL_NAME_CHARS, description="Only calls of this tool.")
 
 
 class _SearchArgs(RefusingUnknownArguments):
     query: str = Field(min_length=1, description="Words to look for in earlier sessions.")
-    limit: int = Field(default=5, ge=1, le=20, description="Most results.")
+    limit: int = Field(default=INNER_SEARCH_RESULTS, ge=1, le=MAX_INNER_SEARCH_RESULTS, description="Most results.")
 
 
 class _StateArgs(RefusingUnknownArguments):
@@ -87,8 +103,8 @@ class InnerTools:
         except (StoreError, ValueError) as exc:
             is_error, result = True, str(exc)
         text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
-        if len(text) > MAX_RESULT_CHARS:
-            text = result = text[:MAX_RESULT_CHARS] + " …(cut: ask for fewer items)"
+        if len(text) > MAX_INNER_RESULT_CHARS:
+            text = result = text[:MAX_INNER_RESULT_CHARS] + " …(cut: ask for fewer items)"
         record = NewToolCall(
             tool_name=name,
             arguments=arguments if isinstance(arguments, dict) else {"input": arguments},

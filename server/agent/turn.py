@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from mcp_server_sessions.store import AgentConfig, InvalidInput, Run, StoreError, UserSessions
-from mcp_server_sessions.store.limits import MAX_TOOL_CALLS_PER_RUN, text_bytes
+from mcp_server_sessions.store.limits import MAX_MODEL_CALLS, MAX_TOOL_CALLS_PER_RUN, OUTPUT_TOKENS, text_bytes
 from mcp_server_sessions.store.models import RunStatus
 
 from . import inner_tools, prompt
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
     from anthropic.types import Message, TextBlockParam, ToolParam, ToolResultBlockParam, ToolUseBlockParam
 
 logger = logging.getLogger(__name__)
-
-MAX_MODEL_CALLS = 8
-DEFAULT_MAX_TOKENS = 4096
 
 Progress = Callable[[str], Awaitable[None]]
 
@@ -100,7 +97,7 @@ class Turn:
         model = request.model or config.model or default_model
         call = ModelCall(
             model=model,
-            max_tokens=request.max_tokens or config.max_tokens or DEFAULT_MAX_TOKENS,
+            max_tokens=request.max_tokens or config.max_tokens or OUTPUT_TOKENS,
             system=prompt.system_blocks(session, request.system),
             tools=inner_tools.definitions(),
         )

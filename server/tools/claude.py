@@ -8,7 +8,16 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from mcp_server_sessions.store import Run, UserSessions
-from mcp_server_sessions.store.limits import ID_PATTERN
+from mcp_server_sessions.store.limits import (
+    HISTORY_RUNS,
+    ID_PATTERN,
+    MAX_HISTORY_RUNS,
+    MAX_MESSAGE_CHARS,
+    MAX_MODEL_CHARS,
+    MAX_OUTPUT_TOKENS,
+    MAX_PROMPT_CHARS,
+    MAX_SYSTEM_CHARS,
+)
 
 from .. import rendering
 from ..agent.summaries import summarize
@@ -29,18 +38,24 @@ class SummaryResult(BaseModel):
 
 async def run(
     ctx: Context,
-    message: Annotated[str, Field(min_length=1, max_length=1_000_000, description="The user's message.")],
+    message: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The user's message.")],
     session_id: Annotated[
         str | None,
         Field(pattern=ID_PATTERN, description="Session to continue or start; omit for a new one."),
     ] = None,
     user_id: UserId = None,
     num_history_runs: Annotated[
-        int | None, Field(ge=0, le=100, description="Earlier runs in context (default 3).")
+        int | None, Field(ge=0, le=MAX_HISTORY_RUNS, description=f"Earlier runs in context (default {HISTORY_RUNS}).")
     ] = None,
-    system: Annotated[str | None, Field(max_length=100_000, description="System prompt for this run only.")] = None,
-    model: Annotated[str | None, Field(max_length=200, description="Claude model id for this run only.")] = None,
-    max_tokens: Annotated[int | None, Field(ge=1, le=128_000, description="Output token cap per call.")] = None,
+    system: Annotated[
+        str | None, Field(max_length=MAX_SYSTEM_CHARS, description="System prompt for this run only.")
+    ] = None,
+    model: Annotated[
+        str | None, Field(max_length=MAX_MODEL_CHARS, description="Claude model id for this run only.")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, Field(ge=1, le=MAX_OUTPUT_TOKENS, description="Output token cap per call.")
+    ] = None,
 ) -> Annotated[CallToolResult, Run]:
     """Send a message to Claude in a session: it sees the summary, state and recent runs, may use session
     tools; the turn is stored and progress streams the text."""
@@ -67,7 +82,7 @@ async def summarize_session(
     user_id: UserId = None,
     prompt: Annotated[
         str | None,
-        Field(max_length=20_000, description="Replaces the default instructions."),
+        Field(max_length=MAX_PROMPT_CHARS, description="Replaces the default instructions."),
     ] = None,
 ) -> Annotated[CallToolResult, SummaryResult]:
     """Summarize a session with Claude, building on its previous summary; stored, and used in later runs'
