@@ -15,8 +15,9 @@ from typing import Any, Literal
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import Tool as ListedTool
-from pydantic import ConfigDict, create_model, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import create_model
+
+from .validation import RefusingUnknownArguments
 
 Direction = Literal["input", "output"]
 
@@ -145,22 +146,6 @@ def _map_subschemas(schema: dict[str, Any], change: Callable[[dict[str, Any]], d
             value = [change(sub) for sub in value]
         mapped[key] = value
     return mapped
-
-
-class RefusingUnknownArguments(ArgModelBase):
-    """Arguments that refuse names the tool does not have: a misspelled one would otherwise be ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def refuse_unknown_arguments(cls, data: Any) -> Any:
-        accepted = [field.alias or name for name, field in cls.model_fields.items()]
-        unknown = [name for name in data if name not in accepted] if isinstance(data, dict) else []
-        if unknown:
-            names = {"unknown": unknown, "accepted": accepted}
-            raise PydanticCustomError("unknown_argument", "unknown arguments", names)
-        return data
 
 
 def _refusing_unknown(arguments: type[ArgModelBase]) -> type[ArgModelBase]:

@@ -1,11 +1,31 @@
-"""The wording of refused arguments: one sentence naming the field and the fix.
+"""Refused arguments: unknown names refused, and one sentence naming the field and the fix.
 
 Shared by the MCP tools' error boundary and the tools a model calls inside a run.
 """
 
-from pydantic import ValidationError
+from typing import Any
+
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from pydantic import ConfigDict, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 ID_FIELDS = {"session_id", "user_id", "run_id", "exclude_session_id"}
+
+
+class RefusingUnknownArguments(ArgModelBase):
+    """Arguments that refuse names the tool does not have: a misspelled one would otherwise be ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def refuse_unknown_arguments(cls, data: Any) -> Any:
+        accepted = [field.alias or name for name, field in cls.model_fields.items()]
+        unknown = [name for name in data if name not in accepted] if isinstance(data, dict) else []
+        if unknown:
+            names = {"unknown": unknown, "accepted": accepted}
+            raise PydanticCustomError("unknown_argument", "unknown arguments", names)
+        return data
 
 
 def describe_validation(tool: str, error: ValidationError) -> str:

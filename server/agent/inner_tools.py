@@ -28,8 +28,7 @@ from mcp_server_sessions.store.limits import (
     TOOL_CALL_PAGE,
 )
 
-from ..schemas import RefusingUnknownArguments
-from ..validation import describe_validation
+from ..validation import RefusingUnknownArguments, describe_validation
 
 if TYPE_CHECKING:
     from anthropic.types import ToolParam
