@@ -195,6 +195,32 @@ async def test_a_bad_tool_call_is_an_error_result_not_a_failed_run(
     assert "limit" in run["tool_calls"][1]["result"]
 
 
+async def test_the_tools_a_model_calls_refuse_arguments_in_the_mcp_tools_wording(
+    agent_client: Client, double: MessagesDouble
+) -> None:
+    """One formatter words a refused argument, for MCP clients and for the model alike."""
+    double.script(
+        tool_uses(
+            [
+                ("get_chat_history", {"limit": 999}),
+                ("get_chat_history", {"foo": 1}),
+                ("search_previous_sessions", {}),
+            ]
+        ),
+        text("sorry"),
+    )
+    run = await call_ok(agent_client, "run", message="x", session_id="s1")
+    assert [call["result"] for call in run["tool_calls"]] == [
+        "Invalid argument 'limit' for get_chat_history: should be less than or equal to 200; fix it and call again.",
+        "get_chat_history has no argument 'foo'; remove it and call again (it accepts last_n_runs, limit).",
+        "search_previous_sessions needs the argument 'query'; add it and call again.",
+    ]
+    mcp_refusal = await call_error(agent_client, "get_chat_history", session_id="s1", limit=5000)
+    assert mcp_refusal == (
+        "Invalid argument 'limit' for get_chat_history: should be less than or equal to 1000; fix it and call again."
+    )
+
+
 async def test_the_tool_loop_is_bounded(agent_client: Client, double: MessagesDouble) -> None:
     double.script(*[tool_use("get_chat_history", {}) for _ in range(MAX_MODEL_CALLS + 2)])
     message = await call_error(agent_client, "run", message="loop", session_id="s1")
