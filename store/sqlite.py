@@ -70,9 +70,11 @@ class SqliteStore:
         try:
             await self._parts.purger.stop()
         finally:
-            if self._parts.reader is not self._parts.writer:
-                await self._parts.reader.close()
-            await self._parts.writer.close()
+            try:
+                if self._parts.reader is not self._parts.writer:
+                    await self._parts.reader.close()
+            finally:  # a close cancelled while the reader closes still closes the writer
+                await self._parts.writer.close()
 
     async def recover_interrupted_runs(self) -> int:
         """Mark `error` the runs left `running` by a server process of this host that no longer exists."""

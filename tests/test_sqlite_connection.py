@@ -92,3 +92,16 @@ def test_a_store_never_closed_does_not_keep_the_process_alive(db_path: Path) -> 
         [sys.executable, "-c", NEVER_CLOSED, str(db_path)], capture_output=True, text=True, timeout=60, check=False
     )
     assert (result.returncode, result.stdout) == (0, "started\n"), result.stderr
+
+
+async def test_a_cancelled_close_still_closes_both_connections(db_path: Path) -> None:
+    store = await SqliteStore.open(db_path)
+    alice = store.for_user("alice")
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await store.close()  # cancelled at its first wait, inside the reader's close
+    with pytest.raises(StoreUnavailable) as write:
+        await alice.start_session("s1")
+    with pytest.raises(StoreUnavailable) as read:
+        await alice.get_session("s1")
+    assert (str(write.value), str(read.value)) == (CLOSED, CLOSED)
