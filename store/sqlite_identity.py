@@ -27,24 +27,27 @@ class UserDirectory:
     def __init__(self) -> None:
         self._known: dict[str, int] = {}
 
-    def user_pk(self, raw: sqlite3.Connection, user_id: str, *, create: bool = False) -> int | None:
-        """The user's pk; for an unknown user None, or with `create` a new user's pk.
-
-        A pk found is cached, and a user inserted by a transaction that later rolls back must not be
-        remembered: so call it before the transaction writes anything, or at least before it could
-        have inserted this user itself. A pk this call inserts is not cached.
-        """
+    def user_pk(self, raw: sqlite3.Connection, user_id: str) -> int | None:
+        """The user's pk, or None for a user the file does not have; a pk found is cached."""
         user_pk = self._known.get(user_id)
         if user_pk is not None:
             return user_pk
         row = None if user_id == PURGING_USER else raw.execute(_USER, (user_id,)).fetchone()
         if row is not None:
             user_pk = self._known[user_id] = int(row[0])
-            return user_pk
-        if not create:
-            return None
-        raw.execute("INSERT INTO users (user_id) VALUES (?)", (user_id,))
-        return int(raw.execute(_USER, (user_id,)).fetchone()[0])
+        return user_pk
+
+    def created_user_pk(self, raw: sqlite3.Connection, user_id: str) -> int:
+        """The user's pk, inserting the user if new.
+
+        A user inserted by a transaction that later rolls back must not be remembered, so a pk this
+        call inserts is not cached; call it before the transaction could have inserted this user itself.
+        """
+        user_pk = self.user_pk(raw, user_id)
+        if user_pk is None:
+            raw.execute("INSERT INTO users (user_id) VALUES (?)", (user_id,))
+            user_pk = int(raw.execute(_USER, (user_id,)).fetchone()[0])
+        return user_pk
 
     def session(self, raw: sqlite3.Connection, user_id: str, session_id: str) -> OwnedSession:
         """The user's session `session_id`. Raises SessionNotFound for an unknown user or session."""

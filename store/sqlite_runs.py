@@ -73,16 +73,14 @@ def import_batch(raw: sqlite3.Connection, users: UserDirectory, batch: list[RunI
     """Append new runs of any users and sessions, starting sessions as needed; a run whose run_id its
     session already holds is left as it is. Returns how many runs were written."""
     # Users met in this batch. One not met yet was not inserted by this transaction, so `users` may
-    # cache its pk when it finds it (see UserDirectory.user_pk).
+    # cache its pk when it finds it (see UserDirectory.created_user_pk).
     user_pks: dict[str, int] = {}
     session_pks: dict[tuple[str, str], int] = {}
     added: dict[int, _Added] = {}
     for user_id, session_id, run in batch:
         now = utc_now()
         if user_id not in user_pks:
-            user_pk = users.user_pk(raw, user_id, create=True)
-            assert user_pk is not None
-            user_pks[user_id] = user_pk
+            user_pks[user_id] = users.created_user_pk(raw, user_id)
         if (user_id, session_id) not in session_pks:
             session_pks[user_id, session_id], _ = sessions.start(raw, user_pks[user_id], session_id, now)
         session_pk = session_pks[user_id, session_id]

@@ -61,15 +61,19 @@ class SqliteUserSessions:
     def user_id(self) -> str:
         return self._user_id
 
-    # Every transaction resolves the handle's user first, once, through one of these two.
+    # Every transaction resolves the handle's user first, once, through one of these three.
 
     def _session(self, raw: sqlite3.Connection, session_id: str) -> OwnedSession:
         """This user's session `session_id`, or SessionNotFound (see UserDirectory.session)."""
         return self._parts.users.session(raw, self._user_id, session_id)
 
-    def _user_pk(self, raw: sqlite3.Connection, *, create: bool = False) -> int | None:
-        """This user's pk (see UserDirectory.user_pk)."""
-        return self._parts.users.user_pk(raw, self._user_id, create=create)
+    def _user_pk(self, raw: sqlite3.Connection) -> int | None:
+        """This user's pk, None if the file has no such user yet (see UserDirectory.user_pk)."""
+        return self._parts.users.user_pk(raw, self._user_id)
+
+    def _created_user_pk(self, raw: sqlite3.Connection) -> int:
+        """This user's pk, the user inserted if new (see UserDirectory.created_user_pk)."""
+        return self._parts.users.created_user_pk(raw, self._user_id)
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -92,8 +96,7 @@ class SqliteUserSessions:
         )
 
         def body(raw: sqlite3.Connection) -> tuple[Session, bool]:
-            user_pk = self._user_pk(raw, create=True)
-            assert user_pk is not None
+            user_pk = self._created_user_pk(raw)
             session_pk, created = sessions.start(raw, user_pk, session_id, utc_now(), new)
             return sessions.load(raw, session_pk, self._user_id), created
 
@@ -170,8 +173,7 @@ class SqliteUserSessions:
             if finishing:  # a begun run ends in its own session only, never in a re-created one
                 session = self._session(raw, session_id)
             else:
-                user_pk = self._user_pk(raw, create=True)
-                assert user_pk is not None
+                user_pk = self._created_user_pk(raw)
                 session_pk, _ = sessions.start(raw, user_pk, session_id, now)
                 session = OwnedSession(user_pk, session_pk, session_id)
             return runs.append(raw, session, prepared, finishing, now)
