@@ -5,6 +5,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 
 from mcp_server_sessions.store import SessionStore, SqliteStore
@@ -26,8 +28,17 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(settings: Settings, store: SessionStore | None = None) -> MCPServer[Any]:
-    """The server; it opens the store in its lifespan unless one is given (and then closes it)."""
+def build_server(
+    settings: Settings,
+    store: SessionStore | None = None,
+    *,
+    auth: AuthSettings | None = None,
+    token_verifier: TokenVerifier | None = None,
+) -> MCPServer[Any]:
+    """The server; it opens the store in its lifespan unless one is given (and then closes it).
+
+    Over HTTP, `auth` and `token_verifier` make the SDK require a bearer token on every request.
+    """
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[AppContext]:
@@ -48,6 +59,8 @@ def build_server(settings: Settings, store: SessionStore | None = None) -> MCPSe
         version=_version(),
         lifespan=lifespan,
         log_level=settings.log_level,  # type: ignore[arg-type]
+        auth=auth,
+        token_verifier=token_verifier,
     )
     register_tools(server)
     # MCPServer has no public handle on its registered tools; compacting them in place keeps the SDK's

@@ -1,22 +1,21 @@
-"""Command line: flags and environment into Settings, then serve."""
+"""Command line: `mcp-server-sessions` serves stdio; subcommands serve HTTP and manage tokens."""
 
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 from mcp_server_sessions.store import InvalidInput, StoreError
 from mcp_server_sessions.store.limits import check_id
 
-from .app import serve
 from .settings import LOG_LEVELS, Settings
 
+PROG = "mcp-server-sessions"
 
-def parse_settings(argv: list[str] | None = None) -> Settings:
+
+def add_store_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags every command shares: where the sessions are, whose, and which model."""
     defaults = Settings()
-    parser = argparse.ArgumentParser(
-        prog="mcp-server-sessions",
-        description="MCP server for persistent, multi-user conversation sessions (stdio).",
-    )
     text_flags = (
         ("--db", defaults.db, "SQLite file, or :memory: (env MCP_SESSIONS_DB; default: %(default)s)"),
         ("--user", defaults.user, "user_id for calls that name none (env MCP_SESSIONS_USER; default: %(default)s)"),
@@ -35,7 +34,9 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         help="seconds one model request may take (default: %(default)s)",
     )
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="stderr log level")
-    args = parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings:
     try:
         check_id(args.user, "--user (or MCP_SESSIONS_USER)")
     except InvalidInput as exc:
@@ -50,6 +51,18 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     )
 
 
+def parse_settings(argv: list[str] | None = None) -> Settings:
+    """The stdio server's settings (no subcommand), as hosts start it."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="MCP server for persistent, multi-user conversation sessions (stdio).",
+        epilog=f"Commands: `{PROG} serve --transport http ...` serves streamable HTTP; "
+        f"`{PROG} tokens add|list|revoke` manages its bearer tokens. `{PROG} COMMAND --help` tells more.",
+    )
+    add_store_flags(parser)
+    return settings_from(parser.parse_args(argv), parser)
+
+
 def configure_logging(level: str) -> None:
     """Plain log lines on stderr (stdout belongs to the protocol)."""
     logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -58,11 +71,32 @@ def configure_logging(level: str) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def main() -> None:
-    settings = parse_settings()
+def refuse(sentence: str) -> None:
+    """A command line that cannot work: one sentence on stderr, exit status 2."""
+    print(f"{PROG}: {sentence}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    command = COMMANDS.get(args[0]) if args else None
+    if command is not None:
+        command(args[1:])
+    else:
+        run_server(parse_settings(args))
+
+
+def run_server(settings: Settings) -> None:
     configure_logging(settings.log_level)
     try:
-        serve(settings)
+        if settings.transport == "http":
+            from .http import serve_http
+
+            serve_http(settings)
+        else:
+            from .app import serve
+
+            serve(settings)
     except KeyboardInterrupt:
         pass
     except BaseException as exc:
@@ -81,3 +115,18 @@ def _store_errors(exc: BaseException) -> list[StoreError]:
     if isinstance(exc, BaseExceptionGroup):
         return [found for inner in exc.exceptions for found in _store_errors(inner)]
     return []
+
+
+def _serve(argv: list[str]) -> None:
+    from .serve_flags import parse_serve
+
+    run_server(parse_serve(argv))
+
+
+def _tokens(argv: list[str]) -> None:
+    from .tokens_command import tokens
+
+    tokens(argv)
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"serve": _serve, "tokens": _tokens}

@@ -6,9 +6,10 @@ from typing import Any
 from anyio.abc import TaskGroup
 from mcp.server.mcpserver import Context
 
-from mcp_server_sessions.store import SessionStore, UserSessions
+from mcp_server_sessions.store import InvalidInput, SessionStore, UserSessions
 
 from .agent.gateway import ModelGateway
+from .auth import token_user
 from .settings import Settings
 
 
@@ -27,9 +28,19 @@ def app(ctx: Context[Any, Any]) -> AppContext:
 
 
 def user_sessions(ctx: Context[Any, Any], user_id: str | None) -> UserSessions:
-    """The store handle of the caller's user: the one place a tool learns who it acts for.
-
-    Over stdio that is the `user_id` argument, else the configured user (a local, trusted client).
-    """
+    """The store handle of the caller's user: the one place a tool learns who it acts for."""
     context = app(ctx)
-    return context.store.for_user(user_id if user_id is not None else context.settings.user)
+    return context.store.for_user(acting_user(context.settings, user_id))
+
+
+def acting_user(settings: Settings, user_id: str | None) -> str:
+    """Over HTTP with tokens, the token's user (a `user_id` argument may only repeat it); otherwise
+    (stdio, or an anonymous loopback HTTP server) the argument, else the configured user."""
+    if not settings.token_identity:
+        return user_id if user_id is not None else settings.user
+    acting = token_user()
+    if acting is None:  # the SDK's bearer middleware lets no request through without one; never guess
+        raise RuntimeError("an HTTP request reached a tool without a verified token")
+    if user_id is not None and user_id != acting:
+        raise InvalidInput(f"This token acts as user {acting!r}; omit user_id (or pass {acting!r}).")
+    return acting

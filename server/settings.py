@@ -1,17 +1,68 @@
 """What the server is configured with: flags first, then environment, then defaults."""
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_path
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+"""Largest HTTP request body (the same cap as one stdio line): above every tool's own input limits."""
+
+Transport = Literal["stdio", "http"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can connect to `host` (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def default_db() -> str:
     return str(user_data_path("mcp-server-sessions", appauthor=False) / "sessions.db")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Streamable HTTP: where to listen and how a request's bearer token names its user."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    tokens: str | None = None
+    """Token file: lines `USER_ID SHA256_HEX`, re-read when it changes."""
+    jwks_url: str | None = None
+    """JWT access tokens of an external OAuth authorization server, verified with this JWKS."""
+    issuer: str | None = None
+    audience: str | None = None
+    user_claim: str = "sub"
+    allow_anonymous: bool = False
+    """No token at all (loopback hosts only): every request acts as `Settings.user`."""
+    public_url: str | None = None
+    """The URL clients reach the server at (behind a proxy); default http://HOST:PORT."""
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = MAX_REQUEST_BYTES
+    shutdown_timeout_s: float = 30.0
+    """Seconds SIGTERM waits for requests in flight; a run still going then is stored `cancelled`."""
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
 
 
 @dataclass(frozen=True)
@@ -27,7 +78,14 @@ class Settings:
     """Seconds one model request may take before it is abandoned (and retried by the SDK)."""
     model_max_retries: int = 2
     """The SDK's bounded retries on 429, 5xx, connection errors and timeouts."""
+    transport: Transport = "stdio"
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @property
     def db_path(self) -> str:
         return self.db if self.db == ":memory:" else str(Path(self.db).expanduser())
+
+    @property
+    def token_identity(self) -> bool:
+        """Whether a request's bearer token, not its arguments, decides the user (HTTP with tokens)."""
+        return self.transport == "http" and not self.http.allow_anonymous

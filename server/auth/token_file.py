@@ -1,0 +1,155 @@
+"""Bearer tokens from a file of `USER_ID SHA256_HEX` lines: verified per request, managed by `tokens`.
+
+The file holds hashes only. It is re-read when it changes (size, mtime or inode), so adding or
+revoking a token needs no restart; the commands rewrite it whole and rename it into place, so
+the server never reads half a file.
+"""
+
+import fcntl
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcp.server.auth.provider import AccessToken
+
+from .identity import UserAccessToken
+
+logger = logging.getLogger(__name__)
+
+_LINE = re.compile(r"^([A-Za-z0-9._:@-]{1,128})\s+([0-9a-fA-F]{64})$")
+MAX_TOKEN_CHARS = 4096
+"""Longer bearer values are refused before hashing: no token this server issues comes close."""
+
+
+@dataclass(frozen=True)
+class TokenLine:
+    user_id: str
+    sha256: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def read_token_file(path: Path) -> list[TokenLine]:
+    """The file's token lines; comments and blank lines skipped, a malformed line logged and skipped."""
+    lines: list[TokenLine] = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        text = raw.split("#", 1)[0].strip()
+        if not text:
+            continue
+        match = _LINE.match(text)
+        if match is None:
+            logger.warning("%s line %d is not 'USER_ID SHA256_HEX'; it is ignored", path, number)
+            continue
+        lines.append(TokenLine(match[1], match[2].lower()))
+    return lines
+
+
+class TokenFile:
+    """A `TokenVerifier` over a token file, re-read whenever the file changes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self._seen: tuple[int, int, int] | None = None
+        self._lines: list[TokenLine] = []
+
+    def user_of(self, token: str) -> str | None:
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        digest = token_hash(token)
+        found = None
+        for line in self._current():  # every line compared, in constant time each: no early exit
+            if hmac.compare_digest(line.sha256, digest) and found is None:
+                found = line.user_id
+        return found
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        user = self.user_of(token)
+        if user is None:
+            return None
+        return UserAccessToken(token=token, client_id=user, scopes=[], subject=user, user_id=user)
+
+    def _current(self) -> list[TokenLine]:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            if self._seen is not None:
+                logger.warning("token file %s is gone: every token is refused until it is back", self.path)
+            self._seen, self._lines = None, []
+            return self._lines
+        seen = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if seen != self._seen:
+            try:
+                self._lines = read_token_file(self.path)
+            except OSError as exc:
+                logger.warning("token file %s cannot be read (%s): every token is refused", self.path, exc)
+                self._lines = []
+            self._seen = seen
+        return self._lines
+
+
+def add_token(path: Path, user_id: str) -> str:
+    """A new random 256-bit token for `user_id`; only its hash is written to the file."""
+    token = secrets.token_urlsafe(32)
+    with _locked(path):
+        kept = path.read_text(encoding="utf-8") if path.exists() else _HEADER
+        if kept and not kept.endswith("\n"):
+            kept += "\n"
+        _replace(path, f"{kept}{user_id} {token_hash(token)}\n")
+    return token
+
+
+def revoke_tokens(path: Path, user_id: str) -> int:
+    """Removes every line of `user_id`; the number removed."""
+    with _locked(path):
+        if not path.exists():
+            return 0
+        kept, removed = [], 0
+        for raw in path.read_text(encoding="utf-8").splitlines(keepends=True):
+            match = _LINE.match(raw.split("#", 1)[0].strip())
+            if match is not None and match[1] == user_id:
+                removed += 1
+            else:
+                kept.append(raw)
+        if removed:
+            _replace(path, "".join(kept))
+    return removed
+
+
+_HEADER = "# mcp-server-sessions tokens: USER_ID SHA256_HEX_OF_TOKEN (managed with `mcp-server-sessions tokens`)\n"
+
+
+class _locked:
+    """An exclusive lock on the file's directory, so two commands never rewrite the file at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.directory = path.parent
+
+    def __enter__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.directory, os.O_RDONLY)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *_: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def _replace(path: Path, text: str) -> None:
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # created 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,109 @@
+"""Streamable HTTP: the SDK's stateless app at /mcp with bearer-token identity, /healthz, uvicorn."""
+
+import logging
+from urllib.parse import urlsplit
+
+import anyio
+import uvicorn
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from mcp_server_sessions.store import SqliteStore
+
+from .app import build_server
+from .auth.token_file import TokenFile
+from .settings import HttpSettings, Settings
+
+logger = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+
+
+def token_verifier(http: HttpSettings) -> TokenVerifier | None:
+    """How bearer tokens are checked, or None for an anonymous loopback server."""
+    if http.tokens:
+        return TokenFile(http.tokens)
+    if http.jwks_url:
+        from .auth.jwt_tokens import JwtVerifier  # PyJWT and cryptography load only when used
+
+        assert http.issuer and http.audience, "the command line requires --issuer and --audience with --jwks-url"
+        return JwtVerifier(http.jwks_url, issuer=http.issuer, audience=http.audience, user_claim=http.user_claim)
+    return None
+
+
+def auth_settings(http: HttpSettings) -> AuthSettings:
+    """The resource is the server's base URL, so its metadata is at /.well-known/oauth-protected-resource."""
+    return AuthSettings(
+        # A token file has no authorization server; the metadata then names this server itself.
+        issuer_url=http.issuer or http.base_url,  # type: ignore[arg-type]  # pydantic parses the str
+        resource_server_url=http.base_url,  # type: ignore[arg-type]
+        validate_token_resource=False,  # the JWT verifier checks the audience itself
+    )
+
+
+def transport_security(http: HttpSettings) -> TransportSecuritySettings:
+    """Host and Origin checks against DNS rebinding: loopback names by default, else what was configured."""
+    hosts, origins = list(http.allowed_hosts), list(http.allowed_origins)
+    if http.public_url:
+        public = urlsplit(http.public_url)
+        hosts.append(public.netloc)
+        origins.append(f"{public.scheme}://{public.netloc}")
+    if http.loopback:
+        hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    if not hosts:
+        logger.warning(
+            "Host and Origin checks are off: give --allowed-hosts (or --public-url) with the names clients use "
+            "to reach %s",
+            http.host,
+        )
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    return TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins)
+
+
+def build_http_app(settings: Settings, store: SqliteStore | None = None) -> Starlette:
+    """The ASGI app: MCP at /mcp (stateless, token required unless anonymous), /healthz, resource metadata."""
+    http = settings.http
+    verifier = token_verifier(http)
+    server = build_server(settings, store, auth=auth_settings(http) if verifier else None, token_verifier=verifier)
+    app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=True,
+        max_request_body_size=http.max_body_bytes,
+        transport_security=transport_security(http),
+        host=http.host,
+    )
+    app.router.routes.append(Route("/healthz", healthz, methods=["GET"]))
+    return app
+
+
+async def healthz(_: Request) -> JSONResponse:
+    # uvicorn listens only once the app's lifespan has opened the store, and stops listening before it closes.
+    return JSONResponse({"status": "ok"})
+
+
+def serve_http(settings: Settings) -> None:
+    anyio.run(_serve_http, settings)
+
+
+async def _serve_http(settings: Settings) -> None:
+    # Opened before listening, so a bad --db fails at once with its sentence, not at the first request.
+    store = await SqliteStore.open(settings.db_path)
+    http = settings.http
+    config = uvicorn.Config(
+        build_http_app(settings, store),
+        host=http.host,
+        port=http.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=max(1, round(http.shutdown_timeout_s)),
+        server_header=False,
+        lifespan="on",
+        log_config=None,  # our stderr logging, not uvicorn's (whose access log writes to stdout)
+        access_log=settings.log_level == "DEBUG",
+    )
+    await uvicorn.Server(config).serve()
