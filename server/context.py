@@ -34,13 +34,18 @@ def user_sessions(ctx: Context[Any, Any], user_id: str | None) -> UserSessions:
 
 
 def acting_user(settings: Settings, user_id: str | None) -> str:
-    """Over HTTP with tokens, the token's user (a `user_id` argument may only repeat it); otherwise
-    (stdio, or an anonymous loopback HTTP server) the argument, else the configured user."""
-    if not settings.token_identity:
+    """Over stdio: the argument, else the configured user (a local, trusted client). Over HTTP the
+    request's token decides (an anonymous loopback server: the configured user); a `user_id`
+    argument may only repeat that user."""
+    if settings.transport == "stdio":
         return user_id if user_id is not None else settings.user
-    acting = token_user()
-    if acting is None:  # the SDK's bearer middleware lets no request through without one; never guess
-        raise RuntimeError("an HTTP request reached a tool without a verified token")
+    if settings.http.allow_anonymous:
+        acting, who = settings.user, "This anonymous server acts as user"
+    else:
+        found = token_user()
+        if found is None:  # the SDK's bearer middleware lets no request through without one; never guess
+            raise RuntimeError("an HTTP request reached a tool without a verified token")
+        acting, who = found, "This token acts as user"
     if user_id is not None and user_id != acting:
-        raise InvalidInput(f"This token acts as user {acting!r}; omit user_id (or pass {acting!r}).")
+        raise InvalidInput(f"{who} {acting!r}; omit user_id (or pass {acting!r}).")
     return acting

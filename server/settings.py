@@ -85,7 +85,3 @@ class Settings:
     def db_path(self) -> str:
         return self.db if self.db == ":memory:" else str(Path(self.db).expanduser())
 
-    @property
-    def token_identity(self) -> bool:
-        """Whether a request's bearer token, not its arguments, decides the user (HTTP with tokens)."""
-        return self.transport == "http" and not self.http.allow_anonymous
