@@ -427,3 +427,36 @@ async def test_malformed_tokens_are_refused_without_a_fetch(verifier: JwtVerifie
     ]:
         assert await verifier.verify_token(token) is None, token[:40]
     assert jwks.fetches == 0
+
+
+async def test_a_token_verified_once_is_not_checked_again_until_it_expires(
+    verifier: JwtVerifier, rsa1: Key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = rsa1.sign(exp=int(time.time()) + 600)
+    first = await verifier.verify_token(token)
+    assert first is not None
+    decodes = 0
+    real_decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decodes
+        decodes += 1
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt_tokens.jwt, "decode", counting_decode)
+    assert await verifier.verify_token(token) is first
+    assert decodes == 0
+    # Past its exp (and the leeway) the remembered token is checked again, and PyJWT decides.
+    monkeypatch.setattr(jwt_tokens, "time", lambda: time.time() + 600 + jwt_tokens.LEEWAY_S + 1)
+    assert await verifier.verify_token(token) is not None
+    assert decodes == 1
+
+
+async def test_withdrawing_a_key_forgets_the_tokens_it_verified(
+    verifier: JwtVerifier, jwks: JwksServer, rsa1: Key, rsa2: Key
+) -> None:
+    token = rsa1.sign()
+    assert await verifier.verify_token(token) is not None
+    jwks.keys = [rsa2.jwk()]  # rsa-1 withdrawn; the next unknown kid refreshes the keys
+    assert await verifier.verify_token(rsa2.sign()) is not None
+    assert await verifier.verify_token(token) is None

@@ -4,7 +4,8 @@ import base64
 import json
 import logging
 import re
-from time import monotonic
+from collections import OrderedDict
+from time import monotonic, time
 from typing import Any
 
 import anyio
@@ -27,6 +28,8 @@ REFRESH_QUIET_S = 10.0
 """After a JWKS refresh that did not yield the key asked for, none for this long: random kids cannot make
 the server fetch the JWKS per request. A new key published in that window is seen once it has passed."""
 FETCH_TIMEOUT_S = 10.0
+MAX_REMEMBERED = 4096
+"""Verified tokens kept, so a client's next request with the same token skips the signature check."""
 _USER = re.compile(ID_PATTERN)
 
 _Key = dict[str, jwt.PyJWK]
@@ -45,13 +48,23 @@ class JwtVerifier:
         self._generation = 0  # refreshes completed
         self._quiet_until = 0.0
         self._refresh_lock = anyio.Lock()
+        self._remembered: OrderedDict[str, UserAccessToken] = OrderedDict()
+        """Tokens verified with the current keys, until they expire; forgotten whenever the keys change."""
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        known = self._remembered.pop(token, None)
+        if known is not None and known.expires_at is not None and time() <= known.expires_at + LEEWAY_S:
+            self._remembered[token] = known  # now the most recently used
+            return known
         try:
-            return await self._verified(token)
+            verified = await self._verified(token)
         except jwt.PyJWTError as exc:  # every refusal, PyJWT's and this module's
             logger.debug("bearer JWT refused: %s", exc)
             return None
+        self._remembered[token] = verified
+        if len(self._remembered) > MAX_REMEMBERED:
+            self._remembered.popitem(last=False)
+        return verified
 
     async def _verified(self, token: str) -> UserAccessToken:
         if not token or len(token) > MAX_TOKEN_CHARS:
@@ -119,6 +132,7 @@ class JwtVerifier:
             self._generation += 1
         self._sole = signing[0] if len(signing) == 1 else None
         self._loaded = True
+        self._remembered.clear()  # a key the server withdrew must not keep its tokens alive
         return True
 
     def _fetch(self) -> tuple[dict[str, _Key], list[_Key]]:
