@@ -86,10 +86,10 @@ async def exit_status(server: HttpServer, timeout: float) -> int:
         raise AssertionError(f"the server was still running {timeout} s later:\n{server.stderr()}") from None
 
 
-def start_together(tmp_path: Path, db: Path, count: int, *args: str, **env: str) -> list[HttpServer]:
-    """`count` servers on one file, started at once (they also race to create the schema)."""
-    with ThreadPoolExecutor(count) as pool:
-        futures = [pool.submit(start_http_server, tmp_path, db, *args, **env) for _ in range(count)]
+def start_together(tmp_path: Path, *servers: tuple[Path, list[str], dict[str, str]]) -> list[HttpServer]:
+    """Servers started at once, each (db, flags, env); those on one file also race to create its schema."""
+    with ThreadPoolExecutor(len(servers)) as pool:
+        futures = [pool.submit(start_http_server, tmp_path, db, *flags, **env) for db, flags, env in servers]
         started, failures = [], []
         for future in futures:
             try:
@@ -103,7 +103,7 @@ def start_together(tmp_path: Path, db: Path, count: int, *args: str, **env: str)
     return started
 
 
-# -- module-wide: one token file, one model double, two replicas --------------------------------
+# -- module-wide: one token file, one model double, the servers most tests share ----------------
 
 
 @dataclass
@@ -128,18 +128,47 @@ class Replicas:
     """The model both replicas call."""
 
 
+@dataclass
+class Configured:
+    server: HttpServer
+    db: Path
+
+
+LIMIT = 100_000
+
+
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory, alice: Alice) -> Iterator[Replicas]:
-    """Two servers with default flags on one SQLite file and one token file, started at once."""
-    tmp_path = tmp_path_factory.mktemp("replicas")
-    db = tmp_path / "shared.db"
+def fleet(tmp_path_factory: pytest.TempPathFactory, alice: Alice) -> Iterator[tuple[Replicas, Configured]]:
+    """Started at once (a 2-core machine): two replicas with default flags on one SQLite file and one
+    token file, calling one model double; and a server configured with --max-body-bytes,
+    --allowed-hosts and --allowed-origins on a file of its own."""
+    tmp_path = tmp_path_factory.mktemp("fleet")
+    shared, own = tmp_path / "shared.db", tmp_path / "configured.db"
+    tokens = ["--tokens", str(alice.tokens)]
+    flags = ["--max-body-bytes", str(LIMIT), "--allowed-hosts", "sessions.example:*"]
+    flags += ["--allowed-origins", "https://app.example"]
     with MessagesDouble() as double:
-        a, b = start_together(tmp_path, db, 2, "--tokens", str(alice.tokens), **model_env(double))
+        a, b, c = start_together(
+            tmp_path,
+            (shared, tokens, model_env(double)),
+            (shared, tokens, model_env(double)),
+            (own, tokens + flags, {}),
+        )
         try:
-            yield Replicas(a, b, db, double)
+            yield Replicas(a, b, shared, double), Configured(c, own)
         finally:
-            a.stop()
-            b.stop()
+            for server in (a, b, c):
+                server.stop()
+
+
+@pytest.fixture
+def replicas(fleet: tuple[Replicas, Configured]) -> Replicas:
+    return fleet[0]
+
+
+@pytest.fixture
+def configured(fleet: tuple[Replicas, Configured]) -> Configured:
+    return fleet[1]
 
 
 @pytest.fixture
@@ -435,26 +464,6 @@ async def test_a_loopback_server_refuses_foreign_hosts_and_origins(replicas: Rep
 
 # -- a configured server: --max-body-bytes, --allowed-hosts, --allowed-origins -----------------------
 
-LIMIT = 100_000
-
-
-@dataclass
-class Configured:
-    server: HttpServer
-    db: Path
-
-
-@pytest.fixture(scope="module")
-def configured(tmp_path_factory: pytest.TempPathFactory, alice: Alice) -> Iterator[Configured]:
-    tmp_path = tmp_path_factory.mktemp("configured")
-    flags = ["--max-body-bytes", str(LIMIT), "--allowed-hosts", "sessions.example:*"]
-    flags += ["--allowed-origins", "https://app.example"]
-    server = start_http_server(tmp_path, tmp_path / "s.db", "--tokens", str(alice.tokens), *flags)
-    try:
-        yield Configured(server, tmp_path / "s.db")
-    finally:
-        server.stop()
-
 
 def record_run_body(size: int, session_id: str) -> bytes:
     """A JSON-RPC `tools/call record_run` request of exactly `size` bytes."""
@@ -525,26 +534,41 @@ async def test_allowed_hosts_and_origins_are_configurable(configured: Configured
 # -- a --db that cannot be opened ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("transport", ["http", "stdio"])
-def test_a_db_that_cannot_be_created_stops_the_server_with_one_sentence(tmp_path: Path, transport: str) -> None:
+def test_a_db_that_cannot_be_created_stops_http_and_stdio_with_one_sentence(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory\n")
     db = blocker / "sub" / "sessions.db"
-    serve = ["serve", "--transport", "http", "--port", str(free_port()), "--allow-anonymous"]
     home = tmp_path / "home"
     home.mkdir()
-    done = subprocess.run(
-        [server_script(), *(serve if transport == "http" else []), "--db", str(db)],
-        env={"PATH": os.environ.get("PATH", ""), "HOME": str(home)},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode != 0
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "Traceback" not in done.stderr and "sqlite3." not in done.stderr
-    assert str(db) in lines[0] and "--db" in lines[0], lines[0]
-    assert lines[0].endswith(".")
+    commands = {
+        "http": [server_script(), "serve", "--transport", "http", "--port", str(free_port()), "--allow-anonymous"],
+        "stdio": [server_script()],
+    }
+    processes = {  # both at once: each spends its time importing
+        transport: subprocess.Popen(
+            [*command, "--db", str(db)],
+            env={"PATH": os.environ.get("PATH", ""), "HOME": str(home)},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for transport, command in commands.items()
+    }
+    outputs = {}
+    try:
+        for transport, process in processes.items():
+            stdout, stderr = process.communicate(timeout=60)
+            outputs[transport] = (process.returncode, stdout, stderr)
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    for transport, (status, stdout, stderr) in outputs.items():
+        assert status != 0, transport
+        assert stdout == "", transport
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1, f"{transport}: {stderr}"
+        assert "Traceback" not in stderr and "sqlite3." not in stderr, stderr
+        assert str(db) in lines[0] and "--db" in lines[0] and lines[0].endswith("."), f"{transport}: {lines[0]}"
