@@ -183,6 +183,22 @@ def test_a_bad_user_id_is_refused_and_the_file_is_untouched(tmp_path: Path) -> N
     assert path.read_bytes() == before
 
 
+def test_an_unusable_token_file_path_is_refused_with_one_line(tmp_path: Path) -> None:
+    """A directory, or a path under a regular file: a sentence that names the path, never a traceback."""
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "a-file").write_text("not a directory\n")
+    commands = [
+        ("tokens", "add", "alice", "--tokens", str(tmp_path / "a-directory")),
+        ("tokens", "list", "--tokens", str(tmp_path / "a-directory")),
+        ("tokens", "add", "alice", "--tokens", str(tmp_path / "a-file" / "tokens")),
+    ]
+    for done in cli_all(tmp_path, *commands):
+        line = one_line_refusal(done)
+        assert str(tmp_path) in line, (done.args, line)
+    assert list((tmp_path / "a-directory").iterdir()) == []
+    assert (tmp_path / "a-file").read_text() == "not a directory\n"
+
+
 def test_the_token_file_can_come_from_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "from-env"
     added = cli(tmp_path, "tokens", "add", "alice", MCP_SESSIONS_TOKENS=str(path))
