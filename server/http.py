@@ -1,6 +1,10 @@
 """Streamable HTTP: the SDK's stateless app at /mcp with bearer-token identity, /healthz, uvicorn."""
 
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import anyio
@@ -106,4 +110,24 @@ async def _serve_http(settings: Settings) -> None:
         log_config=None,  # our stderr logging, not uvicorn's (whose access log writes to stdout)
         access_log=settings.log_level == "DEBUG",
     )
-    await uvicorn.Server(config).serve()
+    await GracefulServer(config).serve()
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn, whose SIGTERM or SIGINT ends a graceful shutdown with exit status 0.
+
+    uvicorn raises the signal it caught again once it has shut down, so the process would die of it
+    (status 143) after finishing every request cleanly; a supervisor would report a crash.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)

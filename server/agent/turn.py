@@ -133,7 +133,7 @@ class Turn:
             await self.finish("error", message)
             raise ModelError(message)
         except anyio.get_cancelled_exc_class():
-            await self.finish("cancelled", "The client cancelled the run.")
+            await self.finish("cancelled", "The run was cancelled before it finished: by its client, or by a server shutdown.")
             raise
         except (ModelError, StoreError):
             raise
