@@ -1,5 +1,5 @@
-"""Every benchmark in one command: ``python -m bench`` (about 10 minutes on 2 cores) or
-``python -m bench --quick`` (under a minute, run by CI so the benchmarks never rot).
+"""Every benchmark in one command: ``python -m bench`` (about 12 minutes on 2 cores) or
+``python -m bench --quick`` (about a minute, run by CI so the benchmarks never rot).
 
 Writes ``results.md`` (the tables) and ``results.json`` (every figure) to ``--out``.
 """
@@ -19,7 +19,17 @@ from typing import Any
 
 from mcp_server_sessions.server.cli import configure_logging
 
-from . import delete_lock, first_run, mcp_roundtrip, result_size, run_overhead, search_content, tools_list
+from . import (
+    delete_lock,
+    first_run,
+    http_load,
+    mcp_roundtrip,
+    result_size,
+    run_overhead,
+    search_content,
+    token_verify,
+    tools_list,
+)
 from .ours import ours_turns
 from .peers import agents_sdk_turns, agno_turns, markdown_table
 from .store_suite import figures_table, run_suite
@@ -98,6 +108,17 @@ def main(argv: list[str] | None = None) -> None:
             + mcp_roundtrip.markdown(trip_args.length, trips["round_trips"], trips["cold_start"])
         )
 
+        load = asyncio.run(http_load.main_async(quick))
+        report["http_load"] = load
+        failures = http_load.problems(load)
+        sections.append(
+            "## MCP over streamable HTTP under load, next to a bare no-op MCPServer\n\n" + http_load.markdown(load)
+        )
+
+        verifying = asyncio.run(token_verify.main_async(quick))
+        report["token_verify"] = verifying
+        sections.append("## Bearer-token verification per request\n\n" + token_verify.markdown(verifying))
+
         run_lengths = [10] if quick else [10, 10_000]
         overhead = asyncio.run(run_overhead.main_async(run_lengths, 10 if quick else 100))
         report["run_overhead"] = overhead
@@ -122,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "results.md").write_text(text)
     (args.out / "results.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(text)
+    if failures:  # wrong answers, not slow ones: reported above, then the run fails
+        raise SystemExit("\n".join(failures))
 
 
 if __name__ == "__main__":

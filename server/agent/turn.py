@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], Awaitable[None]]
 
 
+CANCELLED = "The run was cancelled before it finished: by its client, or by the server shutting down."
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """A `run` call: the message, and what it overrides of the session's agent config for this run."""
@@ -133,7 +136,7 @@ class Turn:
             await self.finish("error", message)
             raise ModelError(message)
         except anyio.get_cancelled_exc_class():
-            await self.finish("cancelled", "The run was cancelled before it finished: by its client, or by a server shutdown.")
+            await self.finish("cancelled", CANCELLED)
             raise
         except (ModelError, StoreError):
             raise
