@@ -66,8 +66,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
 def configure_logging(level: str) -> None:
     """Plain log lines on stderr (stdout belongs to the protocol)."""
     logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":  # one line per model request is noise at INFO
-        for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+    if level != "DEBUG":  # one line per model request, or per stateless HTTP request, is noise at INFO
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2", "mcp.server.streamable_http"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

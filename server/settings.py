@@ -84,4 +84,3 @@ class Settings:
     @property
     def db_path(self) -> str:
         return self.db if self.db == ":memory:" else str(Path(self.db).expanduser())
-
