@@ -586,83 +586,6 @@ async def test_alices_searches_and_writes_never_reach_bobs_sessions(deployment: 
             assert await bob_snapshot(bob, "wr") == before_bob
 
 
-# -- 4. the token file is re-read: add and revoke take effect on the next request --------------
-
-
-def test_a_token_added_or_revoked_while_serving_takes_effect_on_the_next_request(deployment: Deployment) -> None:
-    server = deployment.server
-    unknown = post_mcp(server.mcp_url, INITIALIZE, bearer(secrets.token_urlsafe(32)))
-    assert_unauthorized(unknown, server.base_url)
-
-    token = add_token(deployment.tokens_file, "newcomer")  # the server is running and is not told
-    started = answer(post_mcp(server.mcp_url, tool_call(2, "start_session", session_id="new-1"), bearer(token)), 2)
-    assert started["result"]["structuredContent"]["user_id"] == "newcomer", started
-
-    revoked = run_cli("tokens", "revoke", "newcomer", "--tokens", str(deployment.tokens_file))
-    assert revoked.returncode == 0, revoked.stderr
-    assert "newcomer" not in deployment.tokens_file.read_text()
-    for body in (INITIALIZE, tool_call(3, "get_session", session_id="new-1")):
-        assert_unauthorized(post_mcp(server.mcp_url, body, bearer(token)), server.base_url)
-    # everyone else's lines were kept: their tokens still work on the next request
-    alice = answer(post_mcp(server.mcp_url, tool_call(4, "list_sessions"), bearer(deployment.tokens["alice"])), 4)
-    assert alice["result"]["isError"] is False, alice
-
-
-def test_a_hand_edited_or_missing_token_file_is_followed_on_the_next_request(deployment: Deployment) -> None:
-    server, path = deployment.server, deployment.tokens_file
-    alice = bearer(deployment.tokens["alice"])
-    kept = path.read_text()
-    try:
-        # a line written by hand, with a comment and a malformed neighbour: read at once, the rest still valid
-        hand = secrets.token_urlsafe(32)
-        with path.open("a") as file:
-            file.write(f"not a token line\nhanduser {hashlib.sha256(hand.encode()).hexdigest()}  # by hand\n")
-        started = answer(post_mcp(server.mcp_url, tool_call(2, "start_session", session_id="hand-1"), bearer(hand)), 2)
-        assert started["result"]["structuredContent"]["user_id"] == "handuser", started
-        assert answer(post_mcp(server.mcp_url, INITIALIZE, alice), 1)["result"]["serverInfo"]
-
-        path.rename(path.with_name("tokens.away"))  # no file: every token is refused, nothing falls open
-        for token in (hand, deployment.tokens["alice"]):
-            assert_unauthorized(post_mcp(server.mcp_url, INITIALIZE, bearer(token)), server.base_url)
-        path.with_name("tokens.away").rename(path)
-        assert answer(post_mcp(server.mcp_url, INITIALIZE, bearer(hand)), 1)["result"]["serverInfo"]
-    finally:
-        if path.with_name("tokens.away").exists():
-            path.with_name("tokens.away").rename(path)
-        path.write_text(kept)
-    assert_unauthorized(post_mcp(server.mcp_url, INITIALIZE, bearer(hand)), server.base_url)
-    assert answer(post_mcp(server.mcp_url, INITIALIZE, alice), 1)["result"]["serverInfo"]
-
-
-# -- 5. an anonymous loopback server: every request is --user ----------------------------------
-
-
-@pytest.mark.anyio
-async def test_an_anonymous_loopback_server_acts_as_its_user_without_tokens(tmp_path: Path) -> None:
-    db = tmp_path / "sessions.db"
-    with http_server(tmp_path, db, "--allow-anonymous", "--user", "carol") as server:
-        with anyio.fail_after(TIMEOUT):
-            async with http_client(server.mcp_url) as client:
-                started = await call_ok(client, "start_session", session_id="c1", name="Carol's")
-                assert (started["user_id"], started["created"]) == ("carol", True)
-                await call_ok(client, "record_run", session_id="c1", input="carol asks", output="carol hears")
-                before = table_counts(db)
-                for tool, arguments in refused_arguments("c1"):
-                    message = await call_error(client, tool, user_id="dave", **arguments)
-                    assert "'carol'" in message and "omit user_id" in message, (tool, message)
-                assert table_counts(db) == before
-                session = await call_ok(client, "get_session", session_id="c1", user_id="carol")
-                assert (session["user_id"], session["run_count"]) == ("carol", 1)
-                listed = await call_ok(client, "list_sessions")
-                assert [s["session_id"] for s in listed["sessions"]] == ["c1"]
-        # plain HTTP: no 401, with no Authorization header or with any
-        for headers in ({}, bearer("anything")):
-            response = post_mcp(server.mcp_url, tool_call(5, "get_session", session_id="c1"), headers)
-            assert answer(response, 5)["result"]["structuredContent"]["user_id"] == "carol"
-        health = httpx.get(server.base_url + "/healthz", timeout=30)
-        assert health.status_code == 200 and health.json() == {"status": "ok"}
-
-
 BOBS_WORDS = ("bassoon", "marimba", "ocarina", "tuba_lookup", "4321")
 
 
@@ -741,3 +664,80 @@ async def test_concurrent_requests_of_two_tokens_each_act_as_their_own_user(depl
                 assert {s["user_id"] for s in listed["sessions"]} == {user}
                 assert listed["total"] == len(listed["sessions"])
     assert acted["alice"] == ["alice"] * 72 and acted["bob"] == ["bob"] * 72
+
+
+# -- 4. the token file is re-read: add and revoke take effect on the next request --------------
+
+
+def test_a_token_added_or_revoked_while_serving_takes_effect_on_the_next_request(deployment: Deployment) -> None:
+    server = deployment.server
+    unknown = post_mcp(server.mcp_url, INITIALIZE, bearer(secrets.token_urlsafe(32)))
+    assert_unauthorized(unknown, server.base_url)
+
+    token = add_token(deployment.tokens_file, "newcomer")  # the server is running and is not told
+    started = answer(post_mcp(server.mcp_url, tool_call(2, "start_session", session_id="new-1"), bearer(token)), 2)
+    assert started["result"]["structuredContent"]["user_id"] == "newcomer", started
+
+    revoked = run_cli("tokens", "revoke", "newcomer", "--tokens", str(deployment.tokens_file))
+    assert revoked.returncode == 0, revoked.stderr
+    assert "newcomer" not in deployment.tokens_file.read_text()
+    for body in (INITIALIZE, tool_call(3, "get_session", session_id="new-1")):
+        assert_unauthorized(post_mcp(server.mcp_url, body, bearer(token)), server.base_url)
+    # everyone else's lines were kept: their tokens still work on the next request
+    alice = answer(post_mcp(server.mcp_url, tool_call(4, "list_sessions"), bearer(deployment.tokens["alice"])), 4)
+    assert alice["result"]["isError"] is False, alice
+
+
+def test_a_hand_edited_or_missing_token_file_is_followed_on_the_next_request(deployment: Deployment) -> None:
+    server, path = deployment.server, deployment.tokens_file
+    alice = bearer(deployment.tokens["alice"])
+    kept = path.read_text()
+    try:
+        # a line written by hand, with a comment and a malformed neighbour: read at once, the rest still valid
+        hand = secrets.token_urlsafe(32)
+        with path.open("a") as file:
+            file.write(f"not a token line\nhanduser {hashlib.sha256(hand.encode()).hexdigest()}  # by hand\n")
+        started = answer(post_mcp(server.mcp_url, tool_call(2, "start_session", session_id="hand-1"), bearer(hand)), 2)
+        assert started["result"]["structuredContent"]["user_id"] == "handuser", started
+        assert answer(post_mcp(server.mcp_url, INITIALIZE, alice), 1)["result"]["serverInfo"]
+
+        path.rename(path.with_name("tokens.away"))  # no file: every token is refused, nothing falls open
+        for token in (hand, deployment.tokens["alice"]):
+            assert_unauthorized(post_mcp(server.mcp_url, INITIALIZE, bearer(token)), server.base_url)
+        path.with_name("tokens.away").rename(path)
+        assert answer(post_mcp(server.mcp_url, INITIALIZE, bearer(hand)), 1)["result"]["serverInfo"]
+    finally:
+        if path.with_name("tokens.away").exists():
+            path.with_name("tokens.away").rename(path)
+        path.write_text(kept)
+    assert_unauthorized(post_mcp(server.mcp_url, INITIALIZE, bearer(hand)), server.base_url)
+    assert answer(post_mcp(server.mcp_url, INITIALIZE, alice), 1)["result"]["serverInfo"]
+
+
+# -- 5. an anonymous loopback server: every request is --user ----------------------------------
+
+
+@pytest.mark.anyio
+async def test_an_anonymous_loopback_server_acts_as_its_user_without_tokens(tmp_path: Path) -> None:
+    db = tmp_path / "sessions.db"
+    with http_server(tmp_path, db, "--allow-anonymous", "--user", "carol") as server:
+        with anyio.fail_after(TIMEOUT):
+            async with http_client(server.mcp_url) as client:
+                started = await call_ok(client, "start_session", session_id="c1", name="Carol's")
+                assert (started["user_id"], started["created"]) == ("carol", True)
+                await call_ok(client, "record_run", session_id="c1", input="carol asks", output="carol hears")
+                before = table_counts(db)
+                for tool, arguments in refused_arguments("c1"):
+                    message = await call_error(client, tool, user_id="dave", **arguments)
+                    assert "'carol'" in message and "omit user_id" in message, (tool, message)
+                assert table_counts(db) == before
+                session = await call_ok(client, "get_session", session_id="c1", user_id="carol")
+                assert (session["user_id"], session["run_count"]) == ("carol", 1)
+                listed = await call_ok(client, "list_sessions")
+                assert [s["session_id"] for s in listed["sessions"]] == ["c1"]
+        # plain HTTP: no 401, with no Authorization header or with any
+        for headers in ({}, bearer("anything")):
+            response = post_mcp(server.mcp_url, tool_call(5, "get_session", session_id="c1"), headers)
+            assert answer(response, 5)["result"]["structuredContent"]["user_id"] == "carol"
+        health = httpx.get(server.base_url + "/healthz", timeout=30)
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
