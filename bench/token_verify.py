@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from mcp_server_sessions.server.auth.token_file import TokenFile, token_hash
+from mcp_server_sessions.server.auth.file_verifier import TokenFile
+from mcp_server_sessions.server.auth.token_file import token_hash
 
 USERS = 100
 TARGET_MEDIAN_US = 100.0

@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp_server_sessions.store import InvalidInput, SessionStore, UserSessions
 
 from .agent.gateway import ModelGateway
-from .auth import token_user
+from .auth.identity import token_user
 from .settings import Settings
 
 

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from mcp_server_sessions.store import SqliteStore
 
 from .app import build_server
-from .auth.token_file import TokenFile
+from .auth.file_verifier import TokenFile
 from .settings import HttpSettings, Settings
 
 logger = logging.getLogger(__name__)

@@ -141,6 +141,8 @@ def check_identity(http: HttpSettings) -> None:
         )
     if http.jwks_url and not (http.issuer and http.audience):
         refuse("--jwks-url needs --issuer and --audience, which every token's iss and aud must equal.")
+    if http.tokens and Path(http.tokens).expanduser().exists() and not Path(http.tokens).expanduser().is_file():
+        refuse(f"The token file {http.tokens} is not a regular file; name the file `tokens add` writes.")
     if http.tokens and not Path(http.tokens).expanduser().is_file():
         refuse(
             f"The token file {http.tokens} does not exist; create it with `{PROG} tokens add USER_ID --tokens FILE`."

@@ -40,6 +40,13 @@ def tokens(argv: list[str]) -> None:
     if not args.tokens:
         refuse("Name the token file with --tokens FILE (or MCP_SESSIONS_TOKENS).")
     path = Path(args.tokens).expanduser()
+    try:
+        _act(args, path)
+    except OSError as exc:  # a directory, a path under a regular file, no permission...
+        refuse(f"Cannot use {path} as the token file ({exc.strerror or exc}); name a file path you can write.")
+
+
+def _act(args: argparse.Namespace, path: Path) -> None:
     if args.action == "list":
         _list(path, as_json=args.json)
         return

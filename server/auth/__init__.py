@@ -1,5 +1,1 @@
 """Who an HTTP request acts for: its bearer token, verified from a token file or as an OAuth JWT."""
-
-from .identity import UserAccessToken, token_user
-
-__all__ = ["UserAccessToken", "token_user"]
