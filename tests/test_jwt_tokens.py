@@ -460,3 +460,31 @@ async def test_withdrawing_a_key_forgets_the_tokens_it_verified(
     jwks.keys = [rsa2.jwk()]  # rsa-1 withdrawn; the next unknown kid refreshes the keys
     assert await verifier.verify_token(rsa2.sign()) is not None
     assert await verifier.verify_token(token) is None
+
+
+async def test_keys_older_than_their_max_age_are_fetched_again_and_a_withdrawn_key_stops(
+    verifier: JwtVerifier, jwks: JwksServer, rsa1: Key, ec1: Key, clock: Clock
+) -> None:
+    token = rsa1.sign()
+    assert await verifier.verify_token(token) is not None
+    jwks.keys = [ec1.jwk()]  # rsa-1 withdrawn, and no token with a new kid comes to force a refresh
+    clock.now += jwt_tokens.KEYS_MAX_AGE_S - 1
+    assert await verifier.verify_token(token) is not None
+    assert jwks.fetches == 1
+    clock.now += 2
+    assert await verifier.verify_token(token) is None  # remembered, but the keys were due: checked again
+    assert await verifier.verify_token(rsa1.sign(sub="bob")) is None
+    assert jwks.fetches == 2
+    assert await verifier.verify_token(ec1.sign()) is not None
+
+
+async def test_keys_due_for_a_refresh_keep_working_while_the_jwks_is_down(
+    verifier: JwtVerifier, jwks: JwksServer, rsa1: Key, clock: Clock
+) -> None:
+    assert await verifier.verify_token(rsa1.sign()) is not None
+    jwks.body = b"<html>maintenance</html>"
+    clock.now += jwt_tokens.KEYS_MAX_AGE_S + 1
+    assert await verifier.verify_token(rsa1.sign(sub="bob")) is not None  # the refresh failed: old keys stay
+    assert jwks.fetches == 2
+    assert await verifier.verify_token(rsa1.sign(sub="carol")) is not None  # quiet: no fetch per request
+    assert jwks.fetches == 2

@@ -28,6 +28,9 @@ REFRESH_QUIET_S = 10.0
 """After a JWKS refresh that did not yield the key asked for, none for this long: random kids cannot make
 the server fetch the JWKS per request. A new key published in that window is seen once it has passed."""
 FETCH_TIMEOUT_S = 10.0
+KEYS_MAX_AGE_S = 300.0
+"""Keys older than this are fetched again (by one request; the others go on with the old keys meanwhile),
+so a key the issuer withdrew stops verifying tokens even if no token with a new kid forces a refresh."""
 MAX_REMEMBERED = 4096
 """Verified tokens kept, so a client's next request with the same token skips the signature check."""
 _USER = re.compile(ID_PATTERN)
@@ -47,13 +50,21 @@ class JwtVerifier:
         self._loaded = False
         self._generation = 0  # refreshes completed
         self._quiet_until = 0.0
+        self._fresh_until = 0.0
         self._refresh_lock = anyio.Lock()
         self._remembered: OrderedDict[str, UserAccessToken] = OrderedDict()
         """Tokens verified with the current keys, until they expire; forgotten whenever the keys change."""
 
     async def verify_token(self, token: str) -> AccessToken | None:
         known = self._remembered.pop(token, None)
-        if known is not None and known.expires_at is not None and time() <= known.expires_at + LEEWAY_S:
+        if (
+            known is not None
+            and known.expires_at is not None
+            and time() <= known.expires_at + LEEWAY_S
+            and (
+                monotonic() < self._fresh_until  # keys due for a refresh: check the token again, which refreshes
+            )
+        ):
             self._remembered[token] = known  # now the most recently used
             return known
         try:
@@ -106,7 +117,9 @@ class JwtVerifier:
 
     async def _key(self, kid: str | None) -> _Key | None:
         key = self._lookup(kid)
-        if key is not None or monotonic() < self._quiet_until:
+        now = monotonic()
+        fresh = now < self._fresh_until
+        if (key is not None and (fresh or self._refresh_lock.locked())) or now < self._quiet_until:
             return key
         generation = self._generation
         async with self._refresh_lock:
@@ -132,6 +145,7 @@ class JwtVerifier:
             self._generation += 1
         self._sole = signing[0] if len(signing) == 1 else None
         self._loaded = True
+        self._fresh_until = monotonic() + KEYS_MAX_AGE_S
         self._remembered.clear()  # a key the server withdrew must not keep its tokens alive
         return True
 
