@@ -44,7 +44,7 @@ class SqliteStore:
         else:
             path = Path(database).expanduser()
             prepare_file(path)
-            writer = await Connection.open(str(path))
+            writer = await Connection.open(str(path), inline=True, writer=True)
             reader = writer
         try:
             await writer.run(lambda raw: migrate(raw, migrations))

@@ -10,12 +10,16 @@ The worker is a one-thread `ThreadPoolExecutor`: it starts with the connection, 
 connection is closed, and the interpreter ends it at exit (after the work in hand), so it never
 keeps the process alive.
 
-Short, bounded reads may instead run `inline`, on the event loop's own thread, on a second
+Short, bounded work may instead run `inline`, on the event loop's own thread, on a second
 connection that never waits for a lock: the hop to a worker thread and back costs more than
-such a read itself. In WAL mode readers do not wait for writers; in the rare case SQLite still
-answers "busy", the inline attempt gives up at once and the read goes to the worker thread.
-Writes always go to the worker thread: an inline writer that never waits would starve writers
-in other processes, which wait by polling.
+such work itself (under load about 1 ms of CPU, several times a small write). Reads in WAL mode
+do not wait for writers; a small write takes the lock when it is free. If SQLite answers "busy"
+(another process holds the lock), the inline attempt gives up at once and the work goes to the
+worker thread, which waits for the lock there, never on the event loop. A writer connection's
+operations take turns (an asyncio lock), so an inline write never collides with this process's
+own write in flight on the worker, and checkpoints of the WAL are made on the worker thread
+(autocheckpoint is off inline) while no write of this process runs, so each completes and the
+WAL starts over, as SQLite's own autocheckpoint would do.
 """
 
 import asyncio
@@ -36,6 +40,9 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5_000
 BUSY_ATTEMPTS = 4
+CHECKPOINT_EVERY = 50
+"""Writes made on the event loop (where autocheckpoint is off) between two checkpoints on the worker:
+about as many WAL pages as SQLite's own autocheckpoint lets grow (1,000) for runs of a few KB."""
 _UNAVAILABLE = (
     "The session database could not complete the operation (disk full, permissions or a damaged file); "
     "check the server log and the --db path."
@@ -54,11 +61,18 @@ class Connection:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._raw: sqlite3.Connection | None = None  # made, used and closed on the worker thread only
         self._inline: sqlite3.Connection | None = None
+        self._inline_writes = 0
+        self._checkpoint_due = False
+        self._turns: asyncio.Lock | None = None
+        """A writer's operations one at a time, in order: a turn ends when its work is done on either
+        thread, even if its caller was cancelled while the worker had it."""
         self._closed = False
 
     @classmethod
-    async def open(cls, database: str, *, inline: bool = False) -> "Connection":
+    async def open(cls, database: str, *, inline: bool = False, writer: bool = False) -> "Connection":
         connection = cls()
+        if writer:
+            connection._turns = asyncio.Lock()
         try:
             try:
                 await connection._hop(functools.partial(connection._connect, database))
@@ -69,6 +83,8 @@ class Connection:
                 connection._inline = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
                 _configure(connection._inline)
                 connection._inline.execute("PRAGMA busy_timeout = 0")
+                # A checkpoint takes milliseconds: the worker thread makes them, never the event loop.
+                connection._inline.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
             await connection.close()
             raise
@@ -92,12 +108,12 @@ class Connection:
         if self._closed:
             raise StoreUnavailable(_CLOSED)
         try:
-            if inline and self._inline is not None:
-                try:
-                    return self._run_inline(self._inline, fn)
-                except _Locked:
-                    pass
-            return await self._hop(functools.partial(self._with_retry, fn))
+            if self._turns is not None:
+                await self._turns.acquire()  # released by _attempt, or by the worker once it is done
+            result, suspended = await self._attempt(fn, inline)
+            if not suspended:
+                await asyncio.sleep(0)  # done without suspending: let others run before the next call
+            return result
         except StoreError:
             raise
         except sqlite3.Error as exc:
@@ -106,13 +122,38 @@ class Connection:
             logger.error("SQLite error: %r", exc)
             raise StoreUnavailable(_UNAVAILABLE) from exc
 
-    async def _hop(self, call: Callable[[], T]) -> T:
-        """`call()` on the worker thread, awaited here; if this caller is cancelled it still runs to its end."""
+    async def _attempt(self, fn: Callable[[sqlite3.Connection], T], inline: bool) -> tuple[T, bool]:
+        """`fn`'s result, and whether getting it suspended this coroutine (a hop to the worker)."""
+        if inline and self._inline is not None:
+            try:
+                result = self._run_inline(self._inline, fn)
+            except _Locked:
+                pass
+            except BaseException:
+                self._end_turn()
+                raise
+            else:
+                if not self._checkpoint_due:
+                    self._end_turn()
+                    return result, False
+                await self._hop(self._checkpoint, ends_turn=True)  # as SQLite's autocheckpoint: after a write
+                return result, True
+        return await self._hop(functools.partial(self._with_retry, fn), ends_turn=True), True
+
+    def _end_turn(self) -> None:
+        if self._turns is not None:
+            self._turns.release()
+
+    async def _hop(self, call: Callable[[], T], *, ends_turn: bool = False) -> T:
+        """`call()` on the worker thread, awaited here; if this caller is cancelled it still runs to its end
+        (and, with `ends_turn`, the writer's turn ends only then)."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[T] = loop.create_future()
+        done = self._end_turn if ends_turn else _nothing
         try:
-            self._worker.submit(_answer, loop, answer, call)
+            self._worker.submit(_answer, loop, answer, call, done)
         except RuntimeError:  # the worker is shut down: the store was closed, or the interpreter is exiting
+            done()
             raise StoreUnavailable(_CLOSED) from None
         return await answer
 
@@ -123,10 +164,10 @@ class Connection:
         if self._raw is not None:
             self._raw.close()
 
-    @staticmethod
-    def _run_inline(raw: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _run_inline(self, raw: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        changes = raw.total_changes
         try:
-            return fn(raw)
+            result = fn(raw)
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 raise _Locked from exc
@@ -134,6 +175,20 @@ class Connection:
         finally:
             if raw.in_transaction:
                 raw.execute("ROLLBACK")
+        if raw.total_changes != changes:
+            self._inline_writes += 1
+            self._checkpoint_due = self._inline_writes % CHECKPOINT_EVERY == 0
+        return result
+
+    def _checkpoint(self) -> None:
+        """On the worker thread: move the WAL's pages into the database, waiting for no one (PASSIVE)."""
+        try:
+            if self._raw is not None:
+                self._raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # the next one, or another connection's, will do it
+            logger.warning("WAL checkpoint failed: %r", exc)
+        finally:
+            self._checkpoint_due = False
 
     def _with_retry(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raw = self._raw
@@ -152,14 +207,22 @@ class Connection:
         raise AssertionError("unreachable")
 
 
-def _answer(loop: asyncio.AbstractEventLoop, answer: "asyncio.Future[T]", call: Callable[[], T]) -> None:
-    """On the worker thread: run `call` whole, then hand its outcome to the waiting coroutine, if any."""
+def _answer(
+    loop: asyncio.AbstractEventLoop, answer: "asyncio.Future[T]", call: Callable[[], T], done: Callable[[], None]
+) -> None:
+    """On the worker thread: run `call` whole, then hand its outcome to the waiting coroutine, if any,
+    and call `done` on the event loop."""
     try:
         outcome = functools.partial(_resolve, answer, call())
     except BaseException as exc:
         outcome = functools.partial(_reject, answer, exc)
     with contextlib.suppress(RuntimeError):  # the event loop has closed: nobody is waiting any more
         loop.call_soon_threadsafe(outcome)
+        loop.call_soon_threadsafe(done)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _resolve(answer: "asyncio.Future[T]", result: T) -> None:

@@ -56,6 +56,8 @@ class PreparedRun:
     error: str | None
     messages: list[PreparedMessage]
     tool_calls: list[PreparedToolCall]
+    size: int
+    """UTF-8 bytes of its texts and JSON: what writing it costs."""
 
 
 def prepare_run(run: NewRun) -> PreparedRun:
@@ -106,6 +108,7 @@ def prepare_run(run: NewRun) -> PreparedRun:
         error=run.error,
         messages=messages,
         tool_calls=calls,
+        size=total,
     )
 
 

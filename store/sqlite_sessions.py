@@ -38,6 +38,11 @@ from .sqlite_purge import Purger, purge_step, vanish
 from .sqlite_rows import prepare_run
 from .sqlite_search import search_user
 
+INLINE_WRITE_BYTES = 64_000
+"""A write this small runs on the event loop when the database is free (a thread hop costs more than
+the write, about 1 ms of CPU under load); a larger one, or one that finds the file locked, goes to the
+writer's thread, so no write holds the event loop for long."""
+
 
 @dataclass(frozen=True)
 class StoreParts:
@@ -100,7 +105,8 @@ class SqliteUserSessions:
             session_pk, created = sessions.start(raw, user_pk, session_id, utc_now(), new)
             return sessions.load(raw, session_pk, self._user_id), created
 
-        return await self._parts.writer.run(write(body))
+        size = len(new.state_json) + len(new.metadata_json) + len(new.agent_json or "")
+        return await self._parts.writer.run(write(body), inline=size <= INLINE_WRITE_BYTES)
 
     async def get_session(self, session_id: str) -> Session:
         def body(raw: sqlite3.Connection) -> Session:
@@ -178,7 +184,7 @@ class SqliteUserSessions:
                 session = OwnedSession(user_pk, session_pk, session_id)
             return runs.append(raw, session, prepared, finishing, now)
 
-        return await self._parts.writer.run(write(body))
+        return await self._parts.writer.run(write(body), inline=prepared.size <= INLINE_WRITE_BYTES)
 
     async def begin_run(self, session_id: str, run_id: str, input: str) -> Run:
         check_id(run_id, "run_id")
@@ -186,7 +192,7 @@ class SqliteUserSessions:
         def body(raw: sqlite3.Connection) -> Run:
             return runs.begin(raw, self._session(raw, session_id), run_id, input)
 
-        return await self._parts.writer.run(write(body))
+        return await self._parts.writer.run(write(body), inline=len(input) <= INLINE_WRITE_BYTES)
 
     # -- history ----------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -105,3 +106,60 @@ async def test_a_cancelled_close_still_closes_both_connections(db_path: Path) ->
     with pytest.raises(StoreUnavailable) as read:
         await alice.get_session("s1")
     assert (str(write.value), str(read.value)) == (CLOSED, CLOSED)
+
+
+async def test_small_writes_on_the_event_loop_still_checkpoint_the_wal(db_path: Path) -> None:
+    """Small writes run inline with autocheckpoint off; the worker thread checkpoints after every
+    CHECKPOINT_EVERY of them, so the WAL does not grow with the number of writes."""
+    store = await SqliteStore.open(db_path)
+    alice = store.for_user("alice")
+    wal = db_path.with_name(db_path.name + "-wal")
+    try:
+        sizes = []
+        for index in range(1_200):
+            await alice.append_run("s1", NewRun.recorded(f"question {index} " * 20, f"answer {index} " * 40))
+            if index % 300 == 299:
+                sizes.append(wal.stat().st_size)
+    finally:
+        await store.close()
+    # Without checkpoints the WAL grows with every write (about 20 MB more per 300 of these runs).
+    assert max(sizes) < 8_000_000, sizes
+    assert sizes[-1] <= sizes[0] * 1.5, sizes
+
+
+async def test_a_small_write_that_finds_the_file_locked_waits_off_the_event_loop(db_path: Path) -> None:
+    store = await SqliteStore.open(db_path)
+    alice = store.for_user("alice")
+    ticks, longest_stall, last = 0, 0.0, time.monotonic()
+
+    async def ticking() -> None:
+        nonlocal ticks, longest_stall, last
+        while True:
+            ticks += 1
+            now = time.monotonic()
+            longest_stall, last = max(longest_stall, now - last), now
+            await anyio.sleep(0)
+
+    try:
+        with anyio.fail_after(30), closing(sqlite3.connect(db_path, isolation_level=None)) as holder:
+            holder.execute("BEGIN IMMEDIATE")  # another process's write lock
+            async with anyio.create_task_group() as group:
+                group.start_soon(ticking)
+                appending = anyio.Event()
+
+                async def append() -> None:
+                    await alice.append_run("s1", NewRun.recorded("a question", "an answer", run_id="r1"))
+                    appending.set()
+
+                group.start_soon(append)
+                for _ in range(200):
+                    await anyio.sleep(0)
+                assert not appending.is_set()
+                assert ticks >= 150  # the event loop kept running while the append waited for the lock
+                assert longest_stall < 0.5, longest_stall
+                holder.execute("COMMIT")
+                await appending.wait()
+                group.cancel_scope.cancel()
+        assert (await alice.get_session("s1")).run_count == 1
+    finally:
+        await store.close()
