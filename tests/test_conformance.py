@@ -27,6 +27,7 @@ CONFORMANCE_DIR = Path(__file__).parent / "conformance"
 MODULES = CONFORMANCE_DIR / "node_modules"
 NODE_22 = MODULES / "node" / "bin" / "node"
 SUITE = MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+INSPECTOR = MODULES / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
 NPM_CI_TIMEOUT = 300  # downloads Node 22 (~30 MB) on a fresh machine
 SUITE_TIMEOUT = 120  # the 32 scenarios take ~3 s; each client request has the suite's own timeouts
 
@@ -88,7 +89,7 @@ def npm_path() -> str:
 
 
 def installed_suite(npm: str) -> None:
-    if not (NODE_22.is_file() and SUITE.is_file()):
+    if not (NODE_22.is_file() and SUITE.is_file() and INSPECTOR.is_file()):
         done = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund"],
             cwd=CONFORMANCE_DIR,
