@@ -198,12 +198,17 @@ async def test_user_claim_other_than_sub(jwks: JwksServer, rsa1: Key) -> None:
     assert verified.scopes == ["read"]
 
 
+@dataclass(frozen=True)
+class FromNow:
+    seconds: int
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
-        pytest.param({"exp": int(time.time()) - 120}, id="expired"),
+        pytest.param({"exp": FromNow(-120)}, id="expired"),
         pytest.param({"exp": None}, id="no-exp"),
-        pytest.param({"nbf": int(time.time()) + 120}, id="nbf-in-future"),
+        pytest.param({"nbf": FromNow(120)}, id="nbf-in-future"),
         pytest.param({"aud": "https://other.example"}, id="wrong-audience"),
         pytest.param({"aud": None}, id="no-audience"),
         pytest.param({"iss": "https://evil.example"}, id="wrong-issuer"),
@@ -217,7 +222,8 @@ async def test_user_claim_other_than_sub(jwks: JwksServer, rsa1: Key) -> None:
 async def test_refused_claims(
     verifier: JwtVerifier, rsa1: Key, overrides: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    token = rsa1.sign(**overrides)
+    now = int(time.time())  # when the test runs, not when it was collected (minutes earlier in a full run)
+    token = rsa1.sign(**{k: now + v.seconds if isinstance(v, FromNow) else v for k, v in overrides.items()})
     with caplog.at_level(logging.DEBUG, logger=jwt_tokens.__name__):
         assert await verifier.verify_token(token) is None
     assert "refused" in caplog.text
