@@ -1,6 +1,7 @@
 """Streamable HTTP: the SDK's stateless app at /mcp with bearer-token identity, /healthz, uvicorn."""
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import threading
@@ -72,7 +73,14 @@ def transport_security(http: HttpSettings) -> TransportSecuritySettings:
 
 def build_http_app(settings: Settings, store: SqliteStore | None = None) -> Starlette:
     """The ASGI app: MCP at /mcp (stateless, token required unless anonymous), /healthz, resource metadata."""
+    settings = dataclasses.replace(settings, transport="http")  # tools then take the user from the token
     http = settings.http
+    if not (http.loopback or http.public_url):
+        logger.warning(
+            "Clients are told to fetch this server's metadata from %s, which only works if they reach it at "
+            "that address: give --public-url with the URL clients use.",
+            http.base_url,
+        )
     verifier = token_verifier(http)
     server = build_server(settings, store, auth=auth_settings(http) if verifier else None, token_verifier=verifier)
     app = server.streamable_http_app(

@@ -134,6 +134,8 @@ def check_identity(http: HttpSettings) -> None:
             refuse("--allow-anonymous serves without tokens; drop it, or drop --tokens and --jwks-url.")
         if not is_loopback(http.host):
             refuse(f"--allow-anonymous is only for a loopback host (127.0.0.1, ::1, localhost), not {http.host}.")
+        if http.public_url:
+            refuse("--allow-anonymous is for this machine only; a --public-url would serve it to others.")
     elif not (http.tokens or http.jwks_url):
         refuse(
             "Over HTTP every request needs a bearer token: give --tokens FILE (see `tokens add`) or "

@@ -1,10 +1,10 @@
 """Running whole transactions on a SQLite connection owned by one worker thread.
 
-Each store operation is one plain function of a `sqlite3.Connection`, run in a single hop to
-the connection's own worker thread: a transaction can never interleave with another coroutine's
-statements. The function runs to its end on that thread whatever happens to the caller, so a
-cancelled caller still lets its transaction commit or roll back as a whole; only the answer is
-dropped.
+Each store operation is one plain function of a `sqlite3.Connection`, run whole, either in a
+single hop to the connection's own worker thread or inline (below): a transaction can never
+interleave with another coroutine's statements. On the worker, the function runs to its end
+whatever happens to the caller, so a cancelled caller still lets its transaction commit or roll
+back as a whole; only the answer is dropped.
 
 The worker is a one-thread `ThreadPoolExecutor`: it starts with the connection, ends once the
 connection is closed, and the interpreter ends it at exit (after the work in hand), so it never
@@ -17,9 +17,11 @@ do not wait for writers; a small write takes the lock when it is free. If SQLite
 (another process holds the lock), the inline attempt gives up at once and the work goes to the
 worker thread, which waits for the lock there, never on the event loop. A writer connection's
 operations take turns (an asyncio lock), so an inline write never collides with this process's
-own write in flight on the worker, and checkpoints of the WAL are made on the worker thread
-(autocheckpoint is off inline) while no write of this process runs, so each completes and the
-WAL starts over, as SQLite's own autocheckpoint would do.
+own write in flight on the worker. Inline connections do not autocheckpoint; every
+CHECKPOINT_EVERY inline writes, the writer that made the last one runs a PASSIVE checkpoint on
+the worker thread while its turn still holds off this process's other writes, as SQLite's own
+autocheckpoint runs in the writer that crossed its threshold (readers and other processes may
+still keep a checkpoint from finishing; the next one catches up, and the WAL stays a few MB).
 """
 
 import asyncio
@@ -110,6 +112,9 @@ class Connection:
         try:
             if self._turns is not None:
                 await self._turns.acquire()  # released by _attempt, or by the worker once it is done
+                if self._closed:  # closed while this call waited for its turn
+                    self._end_turn()
+                    raise StoreUnavailable(_CLOSED)
             result, suspended = await self._attempt(fn, inline)
             if not suspended:
                 await asyncio.sleep(0)  # done without suspending: let others run before the next call
@@ -163,6 +168,7 @@ class Connection:
     def _disconnect(self) -> None:
         if self._raw is not None:
             self._raw.close()
+            self._raw = None
 
     def _run_inline(self, raw: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
         changes = raw.total_changes
@@ -192,7 +198,8 @@ class Connection:
 
     def _with_retry(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raw = self._raw
-        assert raw is not None, "the worker runs nothing before its connection is made"
+        if raw is None:  # queued behind the close
+            raise StoreUnavailable(_CLOSED)
         for attempt in range(BUSY_ATTEMPTS):
             try:
                 return fn(raw)

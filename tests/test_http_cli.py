@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.helpers import STORE_TOOLS
-from tests.http_server import START_TIMEOUT, HttpServer, free_port
+from tests.http_server import START_TIMEOUT, HttpServer, add_token, free_port
 from tests.test_stdio import server_script, stdio_client
 
 TIMEOUT = 60
@@ -213,6 +213,8 @@ REFUSALS: dict[str, tuple[str, ...]] = {
     "no identity": (),
     "anonymous on a public host": ("--allow-anonymous", "--host", "0.0.0.0"),
     "anonymous with tokens": ("--allow-anonymous", "--tokens", "{tokens}"),
+    "anonymous behind a public url": ("--allow-anonymous", "--public-url", "https://sessions.example"),
+    "token file is a directory": ("--tokens", "{directory}"),
     "tokens and jwks": ("--tokens", "{tokens}", "--jwks-url", JWKS, "--issuer", "https://iss", "--audience", "aud"),
     "jwks without issuer": ("--jwks-url", JWKS, "--audience", "aud"),
     "jwks without audience": ("--jwks-url", JWKS, "--issuer", "https://iss"),
@@ -235,7 +237,7 @@ def refusals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Refused]:
     started = {}
     for case, flags in REFUSALS.items():
         port = free_port()
-        args = [flag.format(tokens=tokens, missing=tmp / "missing") for flag in flags]
+        args = [flag.format(tokens=tokens, missing=tmp / "missing", directory=tmp) for flag in flags]
         if "--port" not in args:
             args += ["--port", str(port)]
         started[case] = (port, start(tmp, "serve", "--transport", "http", "--db", str(tmp / "s.db"), *args))
@@ -346,3 +348,16 @@ async def test_no_subcommand_is_still_the_stdio_server_whatever_the_http_environ
     assert tools >= set(STORE_TOOLS)
     assert not started.is_error and started.structured_content
     assert started.structured_content["user_id"] == "dan"
+
+
+def test_tokens_add_keeps_the_mode_of_an_existing_file(tmp_path: Path) -> None:
+    """An administrator who made the file group-readable for the server's account keeps it so."""
+    tokens = tmp_path / "tokens"
+    add_token(tokens, "alice")
+    tokens.chmod(0o640)
+    add_token(tokens, "bob")
+    assert stat.S_IMODE(tokens.stat().st_mode) == 0o640
+    subprocess.run(
+        [server_script(), "tokens", "revoke", "alice", "--tokens", str(tokens)], check=True, capture_output=True
+    )
+    assert stat.S_IMODE(tokens.stat().st_mode) == 0o640

@@ -494,3 +494,12 @@ async def test_keys_due_for_a_refresh_keep_working_while_the_jwks_is_down(
     assert jwks.fetches == 2
     assert await verifier.verify_token(rsa1.sign(sub="carol")) is not None  # quiet: no fetch per request
     assert jwks.fetches == 2
+
+
+async def test_a_jwks_that_breaks_the_parser_refuses_quietly_without_raising(
+    verifier: JwtVerifier, jwks: JwksServer, rsa1: Key
+) -> None:
+    jwks.body = b'{"keys": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"  # RecursionError in json, not ValueError
+    assert await verifier.verify_token(rsa1.sign()) is None
+    assert await verifier.verify_token(rsa1.sign(sub="bob")) is None
+    assert jwks.fetches == 1  # the failure started the quiet window like any other

@@ -163,3 +163,29 @@ async def test_a_small_write_that_finds_the_file_locked_waits_off_the_event_loop
         assert (await alice.get_session("s1")).run_count == 1
     finally:
         await store.close()
+
+
+async def test_a_write_waiting_for_its_turn_when_the_store_closes_is_told_it_closed(db_path: Path) -> None:
+    store = await SqliteStore.open(db_path)
+    alice = store.for_user("alice")
+    outcomes: dict[str, BaseException | None] = {}
+
+    async def append(run_id: str) -> None:
+        try:
+            await alice.append_run("s1", NewRun.recorded("q", "a", run_id=run_id))
+            outcomes[run_id] = None
+        except StoreUnavailable as exc:
+            outcomes[run_id] = exc
+
+    with anyio.fail_after(30), closing(sqlite3.connect(db_path, isolation_level=None)) as holder:
+        holder.execute("BEGIN IMMEDIATE")  # `first` goes to the worker and waits there, holding the turn
+        async with anyio.create_task_group() as group:
+            group.start_soon(append, "first")
+            await anyio.wait_all_tasks_blocked()
+            group.start_soon(append, "second")  # waits for the turn
+            await anyio.wait_all_tasks_blocked()
+            group.start_soon(store.close)
+            await anyio.wait_all_tasks_blocked()
+            holder.execute("ROLLBACK")
+    assert outcomes["first"] is None
+    assert str(outcomes["second"]) == CLOSED

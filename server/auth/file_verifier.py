@@ -17,7 +17,8 @@ class TokenFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        self._seen: tuple[int, int, int] | None = None
+        self._seen: tuple[int, int, int, int] | None = None
+        self._unreadable = False
         self._lines: list[TokenLine] = []
 
     def user_of(self, token: str) -> str | None:
@@ -44,12 +45,16 @@ class TokenFile:
                 logger.warning("token file %s is gone: every token is refused until it is back", self.path)
             self._seen, self._lines = None, []
             return self._lines
-        seen = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        # ctime too: a chmod or chown that makes the file readable changes nothing else.
+        seen = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
         if seen != self._seen:
             try:
                 self._lines = read_token_file(self.path)
             except OSError as exc:
-                logger.warning("token file %s cannot be read (%s): every token is refused", self.path, exc)
-                self._lines = []
+                if not self._unreadable:  # once, not per request
+                    logger.warning("token file %s cannot be read (%s): every token is refused", self.path, exc)
+                self._lines, self._seen, self._unreadable = [], None, True  # read again on the next request
+                return self._lines
+            self._unreadable = False
             self._seen = seen
         return self._lines

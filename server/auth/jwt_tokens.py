@@ -136,7 +136,7 @@ class JwtVerifier:
     async def _refresh(self) -> bool:
         try:
             self._keys, signing = await anyio.to_thread.run_sync(self._fetch)
-        except (jwt.PyJWTError, OSError, ValueError) as exc:  # the JWKS is unreachable or not a usable key set
+        except Exception as exc:  # unreachable, not JSON, too deep, not a key set: tokens of new keys wait
             logger.warning(
                 "JWKS %s cannot be used, tokens of keys not seen before are refused: %s", self._client.uri, exc
             )

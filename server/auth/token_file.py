@@ -4,6 +4,7 @@ The file holds hashes only. The commands rewrite it whole and rename it into pla
 never reads half a file. No MCP import here: the `tokens` commands start fast.
 """
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -94,13 +95,26 @@ class _locked:
 
 
 def _replace(path: Path, text: str) -> None:
+    """`path` now holds `text`, written whole then renamed in; an existing file keeps its mode and
+    owner (`sudo tokens add` must not leave a file the server's own account cannot read)."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # created 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()
+            _keep_mode_and_owner(path, file.fileno())
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _keep_mode_and_owner(path: Path, fd: int) -> None:
+    try:
+        before = path.stat()
+    except FileNotFoundError:
+        return
+    os.fchmod(fd, before.st_mode & 0o777)
+    with contextlib.suppress(PermissionError):  # not root: the file stays this user's, who wrote it
+        os.fchown(fd, before.st_uid, before.st_gid)
