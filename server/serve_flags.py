@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .cli import PROG, add_store_flags, refuse, settings_from
 from .settings import HttpSettings, Settings, is_loopback
@@ -143,6 +144,9 @@ def check_identity(http: HttpSettings) -> None:
         )
     if http.jwks_url and not (http.issuer and http.audience):
         refuse("--jwks-url needs --issuer and --audience, which every token's iss and aud must equal.")
+    for flag, url in (("--public-url", http.public_url), ("--issuer", http.issuer), ("--jwks-url", http.jwks_url)):
+        if url is not None and not _is_http_url(url):
+            refuse(f"{flag} must be an http:// or https:// URL, such as https://sessions.example.com; got {url!r}.")
     if http.tokens and Path(http.tokens).expanduser().exists() and not Path(http.tokens).expanduser().is_file():
         refuse(f"The token file {http.tokens} is not a regular file; name the file `tokens add` writes.")
     if http.tokens and not Path(http.tokens).expanduser().is_file():
@@ -153,3 +157,8 @@ def check_identity(http: HttpSettings) -> None:
         refuse("--max-body-bytes must be at least 1024.")
     if http.shutdown_timeout_s < 0:
         refuse("--shutdown-timeout must be 0 or more seconds.")
+
+
+def _is_http_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)

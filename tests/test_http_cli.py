@@ -215,6 +215,8 @@ REFUSALS: dict[str, tuple[str, ...]] = {
     "anonymous with tokens": ("--allow-anonymous", "--tokens", "{tokens}"),
     "anonymous behind a public url": ("--allow-anonymous", "--public-url", "https://sessions.example"),
     "token file is a directory": ("--tokens", "{directory}"),
+    "public url not a url": ("--tokens", "{tokens}", "--public-url", "notaurl"),
+    "issuer not a url": ("--jwks-url", JWKS, "--issuer", "myissuer", "--audience", "aud"),
     "tokens and jwks": ("--tokens", "{tokens}", "--jwks-url", JWKS, "--issuer", "https://iss", "--audience", "aud"),
     "jwks without issuer": ("--jwks-url", JWKS, "--audience", "aud"),
     "jwks without audience": ("--jwks-url", JWKS, "--issuer", "https://iss"),
