@@ -1,0 +1,79 @@
+"""Opening a PostgreSQL database for the store: a connection pool from a `postgresql://` URL, each
+way of failing at start told in one sentence, then the schema migrated."""
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from .errors import StoreUnavailable
+from .postgres_schema import migrate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    min_size: int = 1
+    max_size: int = 10
+    statement_timeout_ms: int = 30_000
+    """Longest one statement may run before PostgreSQL cancels it."""
+    statement_cache: bool = True
+    """Prepared-statement caching; off behind PgBouncer in transaction mode."""
+
+
+def is_postgres_url(text: str) -> bool:
+    return urlsplit(text).scheme in ("postgresql", "postgres")
+
+
+async def open_pool(url: str, settings: PoolSettings | None = None) -> asyncpg.Pool:
+    """A pool on `url` (libpq's URL and its parameters: sslmode, ...) whose database is migrated."""
+    settings = settings or PoolSettings()
+    where = _where(url)
+    try:
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            statement_cache_size=100 if settings.statement_cache else 0,
+            server_settings={"statement_timeout": str(settings.statement_timeout_ms), "timezone": "UTC"},
+        )
+    except (ValueError, asyncpg.ClientConfigurationError, asyncpg.InterfaceError):
+        # Not the parser's message: it may quote the URL, password included.
+        raise StoreUnavailable(
+            "--db is not a usable PostgreSQL URL; use postgresql://USER:PASSWORD@HOST:PORT/DB."
+        ) from None
+    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        raise StoreUnavailable(
+            f"PostgreSQL at {where} refused the login ({exc}); check the user and password in --db."
+        ) from None
+    except asyncpg.InvalidCatalogNameError:
+        raise StoreUnavailable(
+            f"The database named in --db does not exist at {where}; create it (createdb) or fix --db."
+        ) from None
+    except (OSError, TimeoutError) as exc:
+        raise StoreUnavailable(
+            f"Cannot connect to PostgreSQL at {where} ({exc.__class__.__name__}: {exc.strerror or exc}); "
+            "check that the server is running and the host and port in --db."
+            if isinstance(exc, OSError)
+            else f"Cannot connect to PostgreSQL at {where} (timed out); check the host and port in --db."
+        ) from None
+    except asyncpg.PostgresError as exc:
+        raise StoreUnavailable(f"PostgreSQL at {where} refused the connection: {exc}.") from None
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
+
+
+def _where(url: str) -> str:
+    """host:port of the URL, without its user or password (which must not reach a log)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    except ValueError:
+        return "the --db URL"

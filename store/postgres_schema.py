@@ -1,0 +1,166 @@
+"""The PostgreSQL schema as ordered migrations, each applied in one transaction with its record,
+under an advisory lock so replicas starting at once migrate the database once.
+
+Provisional until the PostgreSQL backend is served (`--db postgresql://...` is still refused): no
+database has this schema yet, so migration 1 may still change in place until then.
+"""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
+
+import asyncpg
+
+from .errors import MigrationFailed, SchemaTooNew
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+MIGRATION_LOCK = 0x6D63_7073_6573_7331
+"""pg_advisory_lock key held while migrating ("mcpsess1"): one replica migrates, the others wait."""
+
+
+@dataclass(frozen=True)
+class PgMigration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[PgMigration, ...] = (
+    PgMigration(
+        1,
+        "initial",
+        (
+            # Word forms and accents: "kayaking fjord" finds "a kayak trip on the fjords", "cafe" finds "café".
+            # unaccent is a trusted extension (PostgreSQL 13+): a database owner may create it.
+            "CREATE EXTENSION IF NOT EXISTS unaccent",
+            "CREATE TEXT SEARCH CONFIGURATION sessions_english (COPY = pg_catalog.english)",
+            "ALTER TEXT SEARCH CONFIGURATION sessions_english "
+            "ALTER MAPPING FOR hword, hword_part, word WITH unaccent, english_stem",
+            """CREATE TABLE users (
+                pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                user_id text NOT NULL UNIQUE
+            )""",
+            """CREATE TABLE sessions (
+                pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                user_pk bigint NOT NULL REFERENCES users(pk),
+                session_id text NOT NULL,
+                name text,
+                state jsonb NOT NULL DEFAULT '{}',
+                metadata jsonb NOT NULL DEFAULT '{}',
+                agent jsonb,
+                summary jsonb,
+                run_count bigint NOT NULL DEFAULT 0,
+                input_tokens bigint NOT NULL DEFAULT 0,
+                output_tokens bigint NOT NULL DEFAULT 0,
+                cache_read_tokens bigint NOT NULL DEFAULT 0,
+                cache_write_tokens bigint NOT NULL DEFAULT 0,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                UNIQUE (user_pk, session_id)
+            )""",
+            "CREATE INDEX sessions_by_updated ON sessions (user_pk, updated_at, pk)",
+            "CREATE INDEX sessions_by_created ON sessions (user_pk, created_at, pk)",
+            """CREATE TABLE runs (
+                pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                session_pk bigint NOT NULL REFERENCES sessions(pk) ON DELETE CASCADE,
+                run_id text NOT NULL,
+                status text NOT NULL,
+                input text NOT NULL,
+                content text,
+                metrics jsonb NOT NULL DEFAULT '{}',
+                error text,
+                lease_expires_at timestamptz,
+                created_at timestamptz NOT NULL,
+                UNIQUE (session_pk, run_id)
+            )""",
+            "CREATE INDEX runs_by_session ON runs (session_pk, pk)",
+            "CREATE INDEX runs_running ON runs (lease_expires_at) WHERE status = 'running'",
+            # Search rows carry their owner, so a user's search is scoped by an index, not a join.
+            """CREATE TABLE messages (
+                pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                user_pk bigint NOT NULL REFERENCES users(pk),
+                session_pk bigint NOT NULL REFERENCES sessions(pk) ON DELETE CASCADE,
+                run_pk bigint NOT NULL REFERENCES runs(pk) ON DELETE CASCADE,
+                role text NOT NULL,
+                content text NOT NULL,
+                blocks jsonb,
+                is_tool boolean NOT NULL DEFAULT false,
+                search tsvector NOT NULL
+            )""",
+            "CREATE INDEX messages_by_session ON messages (session_pk, run_pk, pk)",
+            "CREATE INDEX messages_by_run ON messages (run_pk)",
+            "CREATE INDEX messages_search ON messages USING gin (search)",
+            "CREATE INDEX messages_by_user ON messages (user_pk)",
+            """CREATE TABLE tool_calls (
+                pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                user_pk bigint NOT NULL REFERENCES users(pk),
+                session_pk bigint NOT NULL REFERENCES sessions(pk) ON DELETE CASCADE,
+                run_pk bigint NOT NULL REFERENCES runs(pk) ON DELETE CASCADE,
+                tool_call_id text NOT NULL,
+                tool_name text NOT NULL,
+                arguments jsonb NOT NULL,
+                result jsonb NOT NULL,
+                is_error boolean NOT NULL,
+                duration_ms double precision,
+                created_at timestamptz NOT NULL,
+                search tsvector NOT NULL
+            )""",
+            "CREATE INDEX tool_calls_by_session ON tool_calls (session_pk, pk)",
+            "CREATE INDEX tool_calls_by_name ON tool_calls (session_pk, tool_name, pk)",
+            "CREATE INDEX tool_calls_by_run ON tool_calls (run_pk)",
+            "CREATE INDEX tool_calls_search ON tool_calls USING gin (search)",
+            "CREATE TABLE secrets (name text PRIMARY KEY, value bytea NOT NULL)",
+            # Seals this database's page cursors (store/cursor.py), shared by every replica.
+            # 32 bytes of pg_strong_random, through the two built-in random UUIDs' 122 random bits each.
+            "INSERT INTO secrets (name, value) VALUES "
+            "('cursor', decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'))",
+        ),
+    ),
+)
+LATEST_VERSION = max(m.version for m in MIGRATIONS)
+
+
+async def migrate(conn: "Conn", migrations: tuple[PgMigration, ...] = MIGRATIONS) -> int:
+    """Bring the database up to the newest schema; returns the version it is at afterwards."""
+    latest = max(m.version for m in migrations)
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        current = await _current_version(conn)
+        if current > latest:
+            raise SchemaTooNew(
+                f"The database has schema version {current}, newer than this server's {latest}; "
+                "upgrade mcp-server-sessions or point --db at another database."
+            )
+        for migration in sorted(migrations, key=lambda m: m.version):
+            if migration.version <= current:
+                continue
+            try:
+                async with conn.transaction():
+                    for statement in migration.statements:
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+            except asyncpg.PostgresError as exc:
+                raise MigrationFailed(
+                    f"Schema migration {migration.version} ({migration.name}) failed and was rolled back "
+                    f"({exc.__class__.__name__}), leaving the database at version {current}; check the "
+                    "privileges of the --db user (it must be able to create tables and the unaccent extension)."
+                ) from exc
+            current = migration.version
+        return current
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+
+async def _current_version(conn: "Conn") -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
