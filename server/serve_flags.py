@@ -160,5 +160,9 @@ def check_identity(http: HttpSettings) -> None:
 
 
 def _is_http_url(text: str) -> bool:
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:  # an unclosed [ipv6, a port that is not a number
+        return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -217,6 +217,7 @@ REFUSALS: dict[str, tuple[str, ...]] = {
     "token file is a directory": ("--tokens", "{directory}"),
     "public url not a url": ("--tokens", "{tokens}", "--public-url", "notaurl"),
     "issuer not a url": ("--jwks-url", JWKS, "--issuer", "myissuer", "--audience", "aud"),
+    "public url with a bad port": ("--tokens", "{tokens}", "--public-url", "https://sessions.example:http"),
     "tokens and jwks": ("--tokens", "{tokens}", "--jwks-url", JWKS, "--issuer", "https://iss", "--audience", "aud"),
     "jwks without issuer": ("--jwks-url", JWKS, "--audience", "aud"),
     "jwks without audience": ("--jwks-url", JWKS, "--issuer", "https://iss"),
