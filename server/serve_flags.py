@@ -4,7 +4,8 @@ import argparse
 import dataclasses
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
 from .cli import PROG, add_store_flags, refuse, settings_from
 from .settings import HttpSettings, Settings, is_loopback
@@ -146,7 +147,8 @@ def check_identity(http: HttpSettings) -> None:
         refuse("--jwks-url needs --issuer and --audience, which every token's iss and aud must equal.")
     for flag, url in (("--public-url", http.public_url), ("--issuer", http.issuer), ("--jwks-url", http.jwks_url)):
         if url is not None and not _is_http_url(url):
-            refuse(f"{flag} must be an http:// or https:// URL, such as https://sessions.example.com; got {url!r}.")
+            # Not quoted back: a URL may carry a password.
+            refuse(f"{flag} must be an http:// or https:// URL, such as https://sessions.example.com.")
     if http.tokens and Path(http.tokens).expanduser().exists() and not Path(http.tokens).expanduser().is_file():
         refuse(f"The token file {http.tokens} is not a regular file; name the file `tokens add` writes.")
     if http.tokens and not Path(http.tokens).expanduser().is_file():
@@ -160,9 +162,9 @@ def check_identity(http: HttpSettings) -> None:
 
 
 def _is_http_url(text: str) -> bool:
+    """As the SDK's settings will parse it (pydantic's AnyHttpUrl), so a URL passed here starts."""
     try:
-        parts = urlsplit(text)
-        _ = parts.port  # a port that is not a number raises here
-    except ValueError:  # an unclosed [ipv6, a port that is not a number
+        TypeAdapter(AnyHttpUrl).validate_python(text)
+    except ValidationError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    return True

@@ -52,12 +52,14 @@ async def open_pool(url: str, settings: PoolSettings | None = None) -> asyncpg.P
         raise StoreUnavailable(
             f"The database named in --db does not exist at {where}; create it (createdb) or fix --db."
         ) from None
-    except (OSError, TimeoutError) as exc:
+    except TimeoutError:  # before OSError, of which it is a kind
+        raise StoreUnavailable(
+            f"Cannot connect to PostgreSQL at {where} (timed out); check the host and port in --db."
+        ) from None
+    except OSError as exc:
         raise StoreUnavailable(
             f"Cannot connect to PostgreSQL at {where} ({exc.__class__.__name__}: {exc.strerror or exc}); "
             "check that the server is running and the host and port in --db."
-            if isinstance(exc, OSError)
-            else f"Cannot connect to PostgreSQL at {where} (timed out); check the host and port in --db."
         ) from None
     except asyncpg.PostgresError as exc:
         raise StoreUnavailable(f"PostgreSQL at {where} refused the connection: {exc}.") from None

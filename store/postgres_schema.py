@@ -126,22 +126,27 @@ LATEST_VERSION = max(m.version for m in MIGRATIONS)
 async def migrate(conn: "Conn", migrations: tuple[PgMigration, ...] = MIGRATIONS) -> int:
     """Bring the database up to the newest schema; returns the version it is at afterwards."""
     latest = max(m.version for m in migrations)
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    current = 0
+    step = "waiting for another server's migration"
     try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        current = await _current_version(conn)
-        if current > latest:
-            raise SchemaTooNew(
-                f"The database has schema version {current}, newer than this server's {latest}; "
-                "upgrade mcp-server-sessions or point --db at another database."
+        await conn.execute("SET statement_timeout = 0")  # another replica may be migrating: wait for it
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        try:
+            step = "creating schema_migrations"
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-        for migration in sorted(migrations, key=lambda m: m.version):
-            if migration.version <= current:
-                continue
-            try:
+            current = await _current_version(conn)
+            if current > latest:
+                raise SchemaTooNew(
+                    f"The database has schema version {current}, newer than this server's {latest}; "
+                    "upgrade mcp-server-sessions or point --db at another database."
+                )
+            for migration in sorted(migrations, key=lambda m: m.version):
+                if migration.version <= current:
+                    continue
+                step = f"schema migration {migration.version} ({migration.name})"
                 async with conn.transaction():
                     for statement in migration.statements:
                         await conn.execute(statement)
@@ -150,16 +155,17 @@ async def migrate(conn: "Conn", migrations: tuple[PgMigration, ...] = MIGRATIONS
                         migration.version,
                         migration.name,
                     )
-            except asyncpg.PostgresError as exc:
-                raise MigrationFailed(
-                    f"Schema migration {migration.version} ({migration.name}) failed and was rolled back "
-                    f"({exc.__class__.__name__}), leaving the database at version {current}; check the "
-                    "privileges of the --db user (it must be able to create tables and the unaccent extension)."
-                ) from exc
-            current = migration.version
-        return current
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+                current = migration.version
+            return current
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+            await conn.execute("RESET statement_timeout")
+    except asyncpg.PostgresError as exc:
+        raise MigrationFailed(
+            f"Migrating the database failed while {step} ({exc.__class__.__name__}) and was rolled back, "
+            f"leaving it at version {current}; check the privileges of the --db user (it must be able to "
+            "create tables and the unaccent extension)."
+        ) from exc
 
 
 async def _current_version(conn: "Conn") -> int:

@@ -6,6 +6,7 @@ Without them the PostgreSQL tests are skipped with one line saying how to instal
 CI is set: then they fail, so CI cannot pass by not running them.
 """
 
+import contextlib
 import glob
 import os
 import pwd
@@ -72,19 +73,25 @@ def start_cluster() -> Iterator[Cluster]:
         pytest.skip(f"PostgreSQL server binaries (initdb, pg_ctl) not found: {INSTALL}")
     directory = Path(tempfile.mkdtemp(prefix="pg-cluster-"))
     run_as: list[str] = []
-    if os.geteuid() == 0:
-        account = pwd.getpwnam("postgres")  # made by Debian's package
-        os.chown(directory, account.pw_uid, account.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
     cluster = Cluster(directory, free_port(), binaries, run_as)
-    initdb = [*run_as, str(binaries / "initdb"), "-D", str(directory / "data"), "-U", USER]
-    done = subprocess.run(
-        [*initdb, "--auth=trust", "-E", "UTF8", "--locale=C"], capture_output=True, text=True, timeout=START_TIMEOUT
-    )
-    assert done.returncode == 0, f"initdb failed: {done.stderr}"
-    cluster.start()
     try:
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("postgres")  # made by Debian's package
+            os.chown(directory, account.pw_uid, account.pw_gid)
+            run_as.append("runuser")
+            run_as += ["-u", "postgres", "--"]
+        initdb = [*run_as, str(binaries / "initdb"), "-D", str(directory / "data"), "-U", USER]
+        done = subprocess.run(
+            [*initdb, "--auth=trust", "-E", "UTF8", "--locale=C"],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+        )
+        assert done.returncode == 0, f"initdb failed: {done.stderr}"
+        cluster.start()
         yield cluster
     finally:
-        cluster.stop("immediate")
+        if (directory / "data" / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                cluster.stop("immediate")
         shutil.rmtree(directory, ignore_errors=True)

@@ -218,6 +218,7 @@ REFUSALS: dict[str, tuple[str, ...]] = {
     "public url not a url": ("--tokens", "{tokens}", "--public-url", "notaurl"),
     "issuer not a url": ("--jwks-url", JWKS, "--issuer", "myissuer", "--audience", "aud"),
     "public url with a bad port": ("--tokens", "{tokens}", "--public-url", "https://sessions.example:http"),
+    "public url with a password": ("--tokens", "{tokens}", "--public-url", "https://u:s3cretpw@x:99999"),
     "tokens and jwks": ("--tokens", "{tokens}", "--jwks-url", JWKS, "--issuer", "https://iss", "--audience", "aud"),
     "jwks without issuer": ("--jwks-url", JWKS, "--audience", "aud"),
     "jwks without audience": ("--jwks-url", JWKS, "--issuer", "https://iss"),
@@ -283,6 +284,13 @@ def test_refusals_name_what_to_fix(refusals: dict[str, Refused]) -> None:
     assert "missing" in said["missing token file"] and "tokens add" in said["missing token file"]
     for value in ("0", "70000", "abc"):
         assert "--port" in said[f"port {value}"] and value in said[f"port {value}"], said[f"port {value}"]
+    assert "--allow-anonymous" in said["anonymous with tokens"]
+    assert "--public-url" in said["anonymous behind a public url"]
+    assert "not a regular file" in said["token file is a directory"]
+    for case in ("public url not a url", "public url with a bad port", "public url with a password"):
+        assert "--public-url must be an http:// or https:// URL" in said[case], said[case]
+    assert "--issuer must be an http:// or https:// URL" in said["issuer not a url"]
+    assert "s3cretpw" not in said["public url with a password"]  # a URL is not quoted back
 
 
 # -- the environment instead of flags; stdio stays the default -----------------------------------

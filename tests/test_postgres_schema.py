@@ -9,7 +9,7 @@ import anyio
 import asyncpg
 import pytest
 
-from mcp_server_sessions.store import SchemaTooNew, StoreUnavailable
+from mcp_server_sessions.store import MigrationFailed, SchemaTooNew, StoreUnavailable
 from mcp_server_sessions.store.postgres_pool import open_pool
 from mcp_server_sessions.store.postgres_schema import (
     LATEST_VERSION,
@@ -65,10 +65,11 @@ async def test_replicas_starting_at_once_migrate_once(database: str) -> None:
     async def start() -> None:
         pools.append(await open_pool(database))
 
-    async with anyio.create_task_group() as group:
-        for _ in range(4):
-            group.start_soon(start)
     try:
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(start)
+        assert len(pools) == 4
         async with pools[0].acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == len(MIGRATIONS)
             assert await conn.fetchval("SELECT count(*) FROM secrets") == 1
@@ -95,7 +96,7 @@ async def test_a_failing_migration_leaves_the_database_as_it_was(database: str) 
     other = await asyncpg.connect(database)
     try:
         async with pool.acquire() as conn:
-            with pytest.raises(Exception, match="failed and was rolled back"):
+            with pytest.raises(MigrationFailed, match=r"schema migration 2 \(broken\) .* and was rolled back"):
                 await migrate(conn, broken)
             assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == LATEST_VERSION
             assert await conn.fetchval("SELECT to_regclass('half_done')") is None

@@ -18,7 +18,7 @@ class TokenFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self._seen: tuple[int, int, int, int] | None = None
-        self._unreadable = False
+        self._problem: str | None = None
         self._lines: list[TokenLine] = []
 
     def user_of(self, token: str) -> str | None:
@@ -41,9 +41,7 @@ class TokenFile:
         try:
             stat = self.path.stat()
         except OSError:
-            if self._seen is not None:
-                logger.warning("token file %s is gone: every token is refused until it is back", self.path)
-            self._seen, self._lines = None, []
+            self._refuse_all("is gone")
             return self._lines
         # ctime too: a chmod or chown that makes the file readable changes nothing else.
         seen = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
@@ -51,10 +49,13 @@ class TokenFile:
             try:
                 self._lines = read_token_file(self.path)
             except OSError as exc:
-                if not self._unreadable:  # once, not per request
-                    logger.warning("token file %s cannot be read (%s): every token is refused", self.path, exc)
-                self._lines, self._seen, self._unreadable = [], None, True  # read again on the next request
+                self._refuse_all(f"cannot be read ({exc.strerror or exc})")
                 return self._lines
-            self._unreadable = False
-            self._seen = seen
+            self._seen, self._problem = seen, None
         return self._lines
+
+    def _refuse_all(self, problem: str) -> None:
+        """No token is valid until the file can be read again, which the next request tries."""
+        if problem != self._problem:  # once per problem, not per request
+            logger.warning("token file %s %s: every token is refused until that is mended", self.path, problem)
+        self._lines, self._seen, self._problem = [], None, problem
