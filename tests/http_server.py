@@ -1,5 +1,6 @@
 """The console script serving streamable HTTP as a real subprocess on 127.0.0.1, and clients for it."""
 
+import json
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import httpx2
@@ -111,3 +113,58 @@ async def http_client(url: str, token: str | None = None, **client_options: obje
         Client(streamable_http_client(url, http_client=http), **client_options) as client,  # type: ignore[arg-type]
     ):
         yield client
+
+
+# -- plain HTTP: one JSON-RPC POST at a time, as a client nobody here wrote would send it ------------
+
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+METADATA_PATH = "/.well-known/oauth-protected-resource"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def post_mcp(url: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    """One JSON-RPC POST to /mcp by a plain HTTP client (a new connection each time: nothing is shared)."""
+    return httpx.post(url, json=body, headers={**MCP_HEADERS, **headers}, timeout=30)
+
+
+def answer(response: httpx.Response, request_id: int) -> dict[str, Any]:
+    """The JSON-RPC answer to `request_id`: a JSON body, or the `data:` of an SSE `message` event."""
+    assert response.status_code == 200, (response.status_code, response.text)
+    kind = response.headers["content-type"]
+    if kind.startswith("text/event-stream"):
+        found = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+    else:
+        assert kind.startswith("application/json"), kind
+        found = [response.json()]
+    answers: list[dict[str, Any]] = [message for message in found if message.get("id") == request_id]
+    assert len(answers) == 1, response.text
+    return answers[0]
+
+
+def tool_call(request_id: int, tool: str, **arguments: Any) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments},
+    }
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "httpx", "version": "1"}},
+}
+
+
+def assert_unauthorized(response: httpx.Response, base_url: str) -> None:
+    """401 with a Bearer challenge that points at the RFC 9728 metadata, and no MCP answer."""
+    assert response.status_code == 401, (response.status_code, response.text)
+    challenge = response.headers.get("www-authenticate", "")
+    assert challenge.startswith("Bearer "), challenge
+    assert f'resource_metadata="{base_url}{METADATA_PATH}"' in challenge, challenge
+    assert "jsonrpc" not in response.text and "result" not in response.text, response.text

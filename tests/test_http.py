@@ -24,14 +24,25 @@ from mcp import Client
 
 from tests.anthropic_double import MessagesDouble, forced_tool_input, text, tool_use
 from tests.helpers import READ_TOOLS, STORE_TOOLS, call_error, call_ok, table_counts
-from tests.http_server import HttpServer, add_token, http_client, http_server, start_http_server
+from tests.http_server import (
+    INITIALIZE,
+    METADATA_PATH,
+    HttpServer,
+    add_token,
+    answer,
+    assert_unauthorized,
+    bearer,
+    http_client,
+    http_server,
+    post_mcp,
+    start_http_server,
+    tool_call,
+)
 from tests.test_isolation import BAD_CURSOR
 from tests.test_stdio import server_script
 
 TIMEOUT = 60  # seconds for a block of calls; generous for a loaded 2-core machine
 ALL_TOOLS = {*STORE_TOOLS, "run", "summarize_session"}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-METADATA_PATH = "/.well-known/oauth-protected-resource"
 
 
 @dataclass
@@ -82,55 +93,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, messages: MessagesDoubl
         yield Deployment(server, db, tokens_file, tokens, messages)
     finally:
         server.stop()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def post_mcp(url: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
-    """One JSON-RPC POST to /mcp by a plain HTTP client (a new connection each time: nothing is shared)."""
-    return httpx.post(url, json=body, headers={**MCP_HEADERS, **headers}, timeout=30)
-
-
-def answer(response: httpx.Response, request_id: int) -> dict[str, Any]:
-    """The JSON-RPC answer to `request_id`: a JSON body, or the `data:` of an SSE `message` event."""
-    assert response.status_code == 200, (response.status_code, response.text)
-    kind = response.headers["content-type"]
-    if kind.startswith("text/event-stream"):
-        found = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
-    else:
-        assert kind.startswith("application/json"), kind
-        found = [response.json()]
-    answers = [message for message in found if message.get("id") == request_id]
-    assert len(answers) == 1, response.text
-    return answers[0]
-
-
-def tool_call(request_id: int, tool: str, **arguments: Any) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "method": "tools/call",
-        "params": {"name": tool, "arguments": arguments},
-    }
-
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "httpx", "version": "1"}},
-}
-
-
-def assert_unauthorized(response: httpx.Response, base_url: str) -> None:
-    """401 with a Bearer challenge that points at the RFC 9728 metadata, and no MCP answer."""
-    assert response.status_code == 401, (response.status_code, response.text)
-    challenge = response.headers.get("www-authenticate", "")
-    assert challenge.startswith("Bearer "), challenge
-    assert f'resource_metadata="{base_url}{METADATA_PATH}"' in challenge, challenge
-    assert "jsonrpc" not in response.text and "result" not in response.text, response.text
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

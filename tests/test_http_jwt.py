@@ -30,12 +30,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mcp_server_sessions.server.auth.jwt_tokens import REFRESH_QUIET_S
 from tests.helpers import call_error, call_ok, table_counts
-from tests.http_server import START_TIMEOUT, HttpServer, http_client, start_http_server
+from tests.http_server import (
+    INITIALIZE,
+    METADATA_PATH,
+    START_TIMEOUT,
+    HttpServer,
+    answer,
+    assert_unauthorized,
+    bearer,
+    http_client,
+    post_mcp,
+    start_http_server,
+    tool_call,
+)
 from tests.test_jwt_tokens import AUDIENCE, ISSUER, JwksServer, Key, handmade, rsa_key
 
 TIMEOUT = 60  # seconds for a block of calls; generous for a loaded 2-core machine
-METADATA_PATH = "/.well-known/oauth-protected-resource"
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 # -- keys, JWKS endpoints and the servers ---------------------------------------------------------
@@ -158,61 +168,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Iterator
 # -- plain HTTP helpers ---------------------------------------------------------------------------
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def post_mcp(server: HttpServer, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
-    """One JSON-RPC POST to /mcp by a plain HTTP client (a new connection each time)."""
-    return httpx.post(server.mcp_url, json=body, headers={**MCP_HEADERS, **headers}, timeout=30)
-
-
-def answer(response: httpx.Response, request_id: int) -> dict[str, Any]:
-    """The JSON-RPC answer to `request_id`: a JSON body, or the `data:` of an SSE `message` event."""
-    assert response.status_code == 200, (response.status_code, response.text)
-    kind = response.headers["content-type"]
-    if kind.startswith("text/event-stream"):
-        found = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
-    else:
-        assert kind.startswith("application/json"), kind
-        found = [response.json()]
-    answers: list[dict[str, Any]] = [message for message in found if message.get("id") == request_id]
-    assert len(answers) == 1, response.text
-    return answers[0]
-
-
-def tool_call(request_id: int, tool: str, **arguments: Any) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "method": "tools/call",
-        "params": {"name": tool, "arguments": arguments},
-    }
-
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "httpx", "version": "1"}},
-}
-
-
 def start_session_as(server: HttpServer, token: str, session_id: str) -> dict[str, Any]:
     """`start_session` by plain HTTP with `token`; its structured content (the token must be accepted)."""
-    result = answer(post_mcp(server, tool_call(2, "start_session", session_id=session_id), bearer(token)), 2)
+    result = answer(post_mcp(server.mcp_url, tool_call(2, "start_session", session_id=session_id), bearer(token)), 2)
     assert result["result"]["isError"] is False, result
     structured: dict[str, Any] = result["result"]["structuredContent"]
     return structured
-
-
-def assert_unauthorized(response: httpx.Response, server: HttpServer) -> None:
-    """401 with a Bearer challenge that points at the RFC 9728 metadata, and no MCP answer."""
-    assert response.status_code == 401, (response.status_code, response.text)
-    challenge = response.headers.get("www-authenticate", "")
-    assert challenge.startswith("Bearer "), challenge
-    assert f'resource_metadata="{server.base_url}{METADATA_PATH}"' in challenge, challenge
-    assert "jsonrpc" not in response.text and "result" not in response.text, response.text
 
 
 def public_pem(key: Key) -> bytes:
@@ -238,7 +199,7 @@ def test_jwks_down_at_start_the_server_starts_and_refuses_with_401(deployment: D
     token = keys.rsa1.sign(sub="late-user")
     for body in (INITIALIZE, tool_call(2, "start_session", session_id="late-1")):
         for _ in range(3):
-            assert_unauthorized(post_mcp(server, body, bearer(token)), server)
+            assert_unauthorized(post_mcp(server.mcp_url, body, bearer(token)), server.base_url)
     assert server.process.poll() is None
     metadata = httpx.get(server.base_url + METADATA_PATH, timeout=30)
     assert metadata.status_code == 200 and metadata.json()["authorization_servers"] == [ISSUER], metadata.text
@@ -370,7 +331,7 @@ def test_a_request_without_a_valid_token_gets_401_pointing_at_the_metadata(
     server, headers = deployment.main, REFUSED[case](keys)
     before = table_counts(deployment.main_db)
     for body in (INITIALIZE, tool_call(2, "start_session", session_id="must-not-exist")):
-        assert_unauthorized(post_mcp(server, body, headers), server)
+        assert_unauthorized(post_mcp(server.mcp_url, body, headers), server.base_url)
     assert table_counts(deployment.main_db) == before
     assert deployment.main.process.poll() is None
 
@@ -378,7 +339,7 @@ def test_a_request_without_a_valid_token_gets_401_pointing_at_the_metadata(
 def test_the_same_requests_with_valid_tokens_are_answered(deployment: Deployment, keys: Keys) -> None:
     """The control of the 401 cases: they differ from these only in the token."""
     for key in (keys.rsa1, keys.ec1):
-        initialized = answer(post_mcp(deployment.main, INITIALIZE, bearer(key.sign(sub="control"))), 1)
+        initialized = answer(post_mcp(deployment.main.mcp_url, INITIALIZE, bearer(key.sign(sub="control"))), 1)
         assert initialized["result"]["serverInfo"]["name"] == "mcp-server-sessions", initialized
     assert start_session_as(deployment.main, keys.ec1.sign(sub="control"), "control-1")["user_id"] == "control"
 
@@ -391,7 +352,7 @@ def test_the_resource_metadata_names_the_issuer_as_authorization_server(deployme
     document = response.json()
     assert document["resource"] == server.base_url, document
     assert document["authorization_servers"] == [ISSUER], document
-    challenge = post_mcp(server, INITIALIZE, {}).headers["www-authenticate"]
+    challenge = post_mcp(server.mcp_url, INITIALIZE, {}).headers["www-authenticate"]
     assert f'resource_metadata="{response.url}"' in challenge, (challenge, response.url)
 
 
@@ -413,7 +374,7 @@ async def test_user_claim_email_makes_the_email_the_user(deployment: Deployment,
             read = await call_ok(client, "get_session", session_id="mail-1")
             assert (read["user_id"], read["name"]) == ("carol@example.com", "By email"), read
     # a token without the claim names no user; the same token with it is accepted
-    assert_unauthorized(post_mcp(server, INITIALIZE, bearer(keys.rsa1.sign(sub="00u-dave"))), server)
+    assert_unauthorized(post_mcp(server.mcp_url, INITIALIZE, bearer(keys.rsa1.sign(sub="00u-dave"))), server.base_url)
     dave = keys.rsa1.sign(sub="00u-dave", email="dave@example.com")
     assert start_session_as(server, dave, "mail-2")["user_id"] == "dave@example.com"
 
@@ -440,7 +401,9 @@ def test_rotated_keys_are_used_without_a_restart(deployment: Deployment, keys: K
     assert start_session_as(server, keys.rsa3.sign(sub="rot-newest"), "rot-3")["user_id"] == "rot-newest"
     assert jwks.fetches == 3
     for token in (old, keys.rsa1.sign(sub="rot-old")):  # the token accepted before, and a fresh one
-        assert_unauthorized(post_mcp(server, tool_call(2, "start_session", session_id="rot-4"), bearer(token)), server)
+        assert_unauthorized(
+            post_mcp(server.mcp_url, tool_call(2, "start_session", session_id="rot-4"), bearer(token)), server.base_url
+        )
     assert start_session_as(server, new, "rot-2")["created"] is False
     assert server.process.poll() is None and server.process.pid == pid
 
@@ -467,9 +430,11 @@ def test_jwks_down_at_start_tokens_work_once_it_is_up(deployment: Deployment, ke
     server, late = deployment.late, deployment.late_jwks
     token = keys.rsa1.sign(sub="late-user")
     if not late.up:  # run alone: first the refusal while down
-        assert_unauthorized(post_mcp(server, INITIALIZE, bearer(token)), server)
+        assert_unauthorized(post_mcp(server.mcp_url, INITIALIZE, bearer(token)), server.base_url)
         late.start()
-    accepted = poll_until(lambda: post_mcp(server, tool_call(2, "start_session", session_id="late-1"), bearer(token)))
+    accepted = poll_until(
+        lambda: post_mcp(server.mcp_url, tool_call(2, "start_session", session_id="late-1"), bearer(token))
+    )
     assert answer(accepted, 2)["result"]["structuredContent"]["user_id"] == "late-user"
     assert late.jwks.fetches >= 1
     assert start_session_as(server, keys.rsa1.sign(sub="late-user"), "late-1")["created"] is False
