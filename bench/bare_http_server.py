@@ -15,10 +15,9 @@ import anyio
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
-from starlette.routing import Route
 
 from mcp_server_sessions.server.cli import configure_logging
-from mcp_server_sessions.server.http import MCP_PATH, auth_settings, healthz, token_verifier, transport_security
+from mcp_server_sessions.server.http import auth_settings, streamable_app, token_verifier, uvicorn_config
 from mcp_server_sessions.server.settings import HttpSettings
 
 
@@ -36,31 +35,11 @@ def build_app(http: HttpSettings, log_level: str) -> Starlette:
         """Do nothing."""
         return "ok"
 
-    app = server.streamable_http_app(
-        streamable_http_path=MCP_PATH,
-        stateless_http=True,
-        max_request_body_size=http.max_body_bytes,
-        transport_security=transport_security(http),
-        host=http.host,
-    )
-    app.router.routes.append(Route("/healthz", healthz, methods=["GET"]))
-    return app
+    return streamable_app(server, http)
 
 
 async def serve(http: HttpSettings, log_level: str) -> None:
-    # The options of mcp_server_sessions.server.http._serve_http.
-    config = uvicorn.Config(
-        build_app(http, log_level),
-        host=http.host,
-        port=http.port,
-        log_level=log_level.lower(),
-        timeout_graceful_shutdown=max(1, round(http.shutdown_timeout_s)),
-        server_header=False,
-        lifespan="on",
-        log_config=None,
-        access_log=log_level == "DEBUG",
-    )
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(uvicorn_config(build_app(http, log_level), http, log_level)).serve()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,12 +6,14 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 import uvicorn
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -83,6 +85,11 @@ def build_http_app(settings: Settings, store: SqliteStore | None = None) -> Star
         )
     verifier = token_verifier(http)
     server = build_server(settings, store, auth=auth_settings(http) if verifier else None, token_verifier=verifier)
+    return streamable_app(server, http)
+
+
+def streamable_app(server: MCPServer[Any], http: HttpSettings) -> Starlette:
+    """`server` as the SDK's stateless streamable HTTP app at /mcp, with our limits and checks, and /healthz."""
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,
@@ -106,19 +113,21 @@ def serve_http(settings: Settings) -> None:
 async def _serve_http(settings: Settings) -> None:
     # Opened before listening, so a bad --db fails at once with its sentence, not at the first request.
     store = await SqliteStore.open(settings.db_path)
-    http = settings.http
-    config = uvicorn.Config(
-        build_http_app(settings, store),
+    await GracefulServer(uvicorn_config(build_http_app(settings, store), settings.http, settings.log_level)).serve()
+
+
+def uvicorn_config(app: Starlette, http: HttpSettings, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
         host=http.host,
         port=http.port,
-        log_level=settings.log_level.lower(),
+        log_level=log_level.lower(),
         timeout_graceful_shutdown=max(1, round(http.shutdown_timeout_s)),
         server_header=False,
         lifespan="on",
         log_config=None,  # our stderr logging, not uvicorn's (whose access log writes to stdout)
-        access_log=settings.log_level == "DEBUG",
+        access_log=log_level == "DEBUG",
     )
-    await GracefulServer(config).serve()
 
 
 class GracefulServer(uvicorn.Server):
