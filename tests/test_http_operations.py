@@ -62,12 +62,18 @@ def sse_result(response: httpx.Response) -> dict[str, Any]:
 
 
 async def accepts_connections(server: HttpServer) -> bool:
-    """Whether a new connection to the server is accepted (any HTTP answer to /healthz), or refused."""
+    """Whether a new connection to the server is accepted, or refused.
+
+    A shutting-down server may still accept a connection and then drop it unanswered: that counts
+    as accepted (the listening socket was open), so pollers keep waiting for the refusal.
+    """
     try:
         async with httpx.AsyncClient(timeout=5.0) as http:
             await http.get(f"{server.base_url}/healthz")
     except httpx.ConnectError:
         return False
+    except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+        pass  # accepted, then dropped unanswered by a server that is closing
     return True
 
 
