@@ -1,4 +1,4 @@
-"""The session store contract every backend implements (SQLite now, PostgreSQL later).
+"""The session store contract every backend implements (SQLite and PostgreSQL).
 
 A store hands out handles bound to one user (`for_user`); a handle's methods take no user, so
 code holding alice's handle cannot reach bob's data, and a session of another user is
@@ -6,6 +6,7 @@ reported exactly as a session that does not exist. Methods raise only the except
 `errors.py`.
 """
 
+from collections.abc import AsyncIterator
 from typing import Any, Literal, Protocol
 
 from .limits import HISTORY_PAGE, SEARCH_RESULTS, SESSION_PAGE, TOOL_CALL_PAGE
@@ -22,6 +23,7 @@ from .models import (
     SessionSummary,
     ToolCallPage,
 )
+from .records import SessionRecord, StoreCounts
 
 SortKey = Literal["updated_at", "created_at"]
 Order = Literal["desc", "asc"]
@@ -104,8 +106,15 @@ class UserSessions(Protocol):
     async def begin_run(self, session_id: str, run_id: str, input: str) -> Run:
         """Create a `running` run row, committed at once, so a crash leaves a trace.
 
+        The run holds a lease (the store's `lease_s` from now) that `renew_lease` extends while the
+        run goes on; once it has expired, any server on the store may mark the run `error`
+        (`SessionStore.recover_interrupted_runs`).
         Raises SessionNotFound, InvalidInput.
         """
+
+    async def renew_lease(self, session_id: str, run_id: str) -> bool:
+        """Extend the lease of this `running` run to `lease_s` from now; False when the run is no
+        longer running (finished, or marked `error` after its lease expired) or does not exist."""
 
     async def get_chat_history(
         self,
@@ -172,4 +181,18 @@ class SessionStore(Protocol):
         """Release connections; the store is unusable afterwards."""
 
     async def recover_interrupted_runs(self) -> int:
-        """Mark `error` the runs left `running` by a server process that no longer exists."""
+        """Mark `error` the runs left `running` whose lease has expired (their server stopped renewing
+        it), and on SQLite also those of a local server process that no longer exists; how many."""
+
+    def export_sessions(self) -> AsyncIterator[SessionRecord]:
+        """Every session of every user, whole, one at a time (for operator tools such as `copy`)."""
+
+    async def import_session(self, record: SessionRecord) -> int:
+        """Write one session as the record has it, in one transaction: the session's fields are set to
+        the record's, and each run whose run_id the session does not hold yet is added with its
+        messages, tool calls and timestamps (so importing a record again writes nothing new).
+        Returns how many runs were added. Raises InvalidInput for a record the store cannot hold.
+        """
+
+    async def counts(self) -> StoreCounts:
+        """How many users, sessions, runs, messages and tool calls the store holds."""
