@@ -34,11 +34,14 @@ MIGRATIONS: tuple[PgMigration, ...] = (
         "initial",
         (
             # Word forms and accents: "kayaking fjord" finds "a kayak trip on the fjords", "cafe" finds "café".
-            # unaccent is a trusted extension (PostgreSQL 13+): a database owner may create it.
+            # unaccent and btree_gin are trusted extensions (PostgreSQL 13+): a database owner may create them.
             "CREATE EXTENSION IF NOT EXISTS unaccent",
+            "CREATE EXTENSION IF NOT EXISTS btree_gin",
             "CREATE TEXT SEARCH CONFIGURATION sessions_english (COPY = pg_catalog.english)",
             "ALTER TEXT SEARCH CONFIGURATION sessions_english "
             "ALTER MAPPING FOR hword, hword_part, word WITH unaccent, english_stem",
+            # JSON columns are text holding the JSON exactly as written (key order, and the \\u0000 escapes
+            # that jsonb refuses); text columns hold store/postgres_values.py's NUL-free form.
             """CREATE TABLE users (
                 pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 user_id text NOT NULL UNIQUE
@@ -48,10 +51,10 @@ MIGRATIONS: tuple[PgMigration, ...] = (
                 user_pk bigint NOT NULL REFERENCES users(pk),
                 session_id text NOT NULL,
                 name text,
-                state jsonb NOT NULL DEFAULT '{}',
-                metadata jsonb NOT NULL DEFAULT '{}',
-                agent jsonb,
-                summary jsonb,
+                state text NOT NULL DEFAULT '{}',
+                metadata text NOT NULL DEFAULT '{}',
+                agent text,
+                summary text,
                 run_count bigint NOT NULL DEFAULT 0,
                 input_tokens bigint NOT NULL DEFAULT 0,
                 output_tokens bigint NOT NULL DEFAULT 0,
@@ -70,7 +73,7 @@ MIGRATIONS: tuple[PgMigration, ...] = (
                 status text NOT NULL,
                 input text NOT NULL,
                 content text,
-                metrics jsonb NOT NULL DEFAULT '{}',
+                metrics text NOT NULL DEFAULT '{}',
                 error text,
                 lease_expires_at timestamptz,
                 created_at timestamptz NOT NULL,
@@ -78,7 +81,8 @@ MIGRATIONS: tuple[PgMigration, ...] = (
             )""",
             "CREATE INDEX runs_by_session ON runs (session_pk, pk)",
             "CREATE INDEX runs_running ON runs (lease_expires_at) WHERE status = 'running'",
-            # Search rows carry their owner, so a user's search is scoped by an index, not a join.
+            # Search rows carry their owner, so a user's search is scoped inside the GIN index itself
+            # (btree_gin's (user_pk, search) index), never by filtering every user's matches.
             """CREATE TABLE messages (
                 pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 user_pk bigint NOT NULL REFERENCES users(pk),
@@ -86,14 +90,14 @@ MIGRATIONS: tuple[PgMigration, ...] = (
                 run_pk bigint NOT NULL REFERENCES runs(pk) ON DELETE CASCADE,
                 role text NOT NULL,
                 content text NOT NULL,
-                blocks jsonb,
+                blocks text,
                 is_tool boolean NOT NULL DEFAULT false,
                 search tsvector NOT NULL
             )""",
             "CREATE INDEX messages_by_session ON messages (session_pk, run_pk, pk)",
             "CREATE INDEX messages_by_run ON messages (run_pk)",
-            "CREATE INDEX messages_search ON messages USING gin (search)",
-            "CREATE INDEX messages_by_user ON messages (user_pk)",
+            "CREATE INDEX messages_search ON messages USING gin (user_pk, search)",
+            "CREATE INDEX messages_by_user ON messages (user_pk, pk)",
             """CREATE TABLE tool_calls (
                 pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 user_pk bigint NOT NULL REFERENCES users(pk),
@@ -101,8 +105,8 @@ MIGRATIONS: tuple[PgMigration, ...] = (
                 run_pk bigint NOT NULL REFERENCES runs(pk) ON DELETE CASCADE,
                 tool_call_id text NOT NULL,
                 tool_name text NOT NULL,
-                arguments jsonb NOT NULL,
-                result jsonb NOT NULL,
+                arguments text NOT NULL,
+                result text NOT NULL,
                 is_error boolean NOT NULL,
                 duration_ms double precision,
                 created_at timestamptz NOT NULL,
@@ -111,7 +115,8 @@ MIGRATIONS: tuple[PgMigration, ...] = (
             "CREATE INDEX tool_calls_by_session ON tool_calls (session_pk, pk)",
             "CREATE INDEX tool_calls_by_name ON tool_calls (session_pk, tool_name, pk)",
             "CREATE INDEX tool_calls_by_run ON tool_calls (run_pk)",
-            "CREATE INDEX tool_calls_search ON tool_calls USING gin (search)",
+            "CREATE INDEX tool_calls_search ON tool_calls USING gin (user_pk, search)",
+            "CREATE INDEX tool_calls_by_user ON tool_calls (user_pk, pk)",
             "CREATE TABLE secrets (name text PRIMARY KEY, value bytea NOT NULL)",
             # Seals this database's page cursors (store/cursor.py), shared by every replica.
             # 32 bytes of pg_strong_random, through the two built-in random UUIDs' 122 random bits each.

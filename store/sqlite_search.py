@@ -27,7 +27,7 @@ _MAX_SNIPPET_CHARS = 400
 _EXACT_UP_TO = 16_000  # bytes of a text beyond which its snippet is approximate, found in this many first bytes
 # Markers that never occur in user text: private-use characters around a random nonce.
 _NONCE = secrets.token_hex(8)
-_START, _END = f"\ue000{_NONCE}[", f"]{_NONCE}\ue001"
+MARK_START, MARK_END = f"\ue000{_NONCE}[", f"]{_NONCE}\ue001"
 _SPACES = re.compile(r"\s+")
 _WORD_RUN = re.compile(r"\S+")
 
@@ -118,12 +118,12 @@ def _snippet(raw: sqlite3.Connection, rowid: int, match: str, words: list[str]) 
     with raw.blobopen("search_index_content", "c1", rowid, readonly=True) as body:
         if len(body) > _EXACT_UP_TO:
             head = body.read(_EXACT_UP_TO).decode("utf-8", errors="ignore")
-            return _window(_mark_prefixes(head, words))
+            return window(_mark_prefixes(head, words))
     row = raw.execute(
         "SELECT highlight(search_index, 1, ?, ?) FROM search_index WHERE search_index MATCH ? AND rowid = ?",
-        (_START, _END, match, rowid),
+        (MARK_START, MARK_END, match, rowid),
     ).fetchone()
-    return _window(row[0] if row else "")
+    return window(row[0] if row else "")
 
 
 def _mark_prefixes(text: str, words: list[str]) -> str:
@@ -142,20 +142,20 @@ def _mark_prefixes(text: str, words: list[str]) -> str:
     begin = min(found)
     around = text[max(0, begin - _MAX_SNIPPET_CHARS) : begin + _MAX_SNIPPET_CHARS]
     starting = re.compile(rf"\b(?:{'|'.join(map(re.escape, stems))})\w*", re.IGNORECASE)
-    return starting.sub(lambda word: _START + word.group() + _END, around)
+    return starting.sub(lambda word: MARK_START + word.group() + MARK_END, around)
 
 
-def _window(text: str) -> str:
+def window(text: str) -> str:
     """About _CONTEXT_WORDS words either side of the first mark, in the text's own spacing with runs collapsed."""
     text = _SPACES.sub(" ", text)
-    first = max(text.find(_START), 0)
+    first = max(text.find(MARK_START), 0)
     before = [word.start() for word in _WORD_RUN.finditer(text, 0, first)]
     after = [word.end() for word in itertools.islice(_WORD_RUN.finditer(text, first), _CONTEXT_WORDS + 2)]
     begin = before[-_CONTEXT_WORDS:][0] if before else first
     end = after[: _CONTEXT_WORDS + 1][-1] if after else first
-    window = text[begin:end].strip().replace(_START, "**").replace(_END, "**")
-    if window.count("**") % 2:
-        window += "**"
+    shown = text[begin:end].strip().replace(MARK_START, "**").replace(MARK_END, "**")
+    if shown.count("**") % 2:
+        shown += "**"
     prefix = "…" if len(before) > _CONTEXT_WORDS else ""
     suffix = "…" if len(after) > _CONTEXT_WORDS + 1 else ""
-    return (prefix + window + suffix)[:_MAX_SNIPPET_CHARS]
+    return (prefix + shown + suffix)[:_MAX_SNIPPET_CHARS]

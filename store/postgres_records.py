@@ -1,0 +1,167 @@
+"""Whole sessions in and out of a PostgresStore, for operator tools such as `copy`: every session of
+every user read as a SessionRecord, a record written back as it is, and what the database holds, counted.
+
+Reading goes one session per read-only transaction, in sessions.pk order. Writing a record is one
+transaction: the session row is inserted or set to the record's fields, and the runs it lacks go in
+through postgres_runs (messages and tool calls with their search vectors), keeping the record's
+timestamps. A run still `running` in the record comes in without a lease, so the next recovery
+marks it `error`: its server is not this one.
+"""
+
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from . import postgres_runs as runs
+from .models import RunMetrics
+from .postgres_connection import Database
+from .postgres_runs import row_to_tool_call
+from .postgres_session_table import COLUMNS, OwnedSession, UserDirectory, find_session, row_to_session
+from .postgres_values import from_db, iso, optional_from_db, optional_to_db, timestamp, to_db
+from .records import RecordedMessage, RunRecord, SessionRecord, StoreCounts
+from .sqlite_export import _prepare
+
+if TYPE_CHECKING:
+    from .postgres_schema import Conn
+
+_SESSION_COLUMNS = (
+    "name, state, metadata, agent, summary, run_count, created_at, updated_at, "
+    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens"
+)
+
+
+async def export_sessions(db: Database) -> AsyncIterator[SessionRecord]:
+    after = 0
+    while True:
+
+        async def body(conn: "Conn", after: int = after) -> tuple[int, SessionRecord] | None:
+            row = await conn.fetchrow(
+                f"SELECT {COLUMNS}, u.user_id FROM sessions s JOIN users u ON u.pk = s.user_pk "
+                "WHERE s.pk > $1 ORDER BY s.pk LIMIT 1",
+                after,
+            )
+            if row is None:
+                return None
+            session = row_to_session(row, row["user_id"])
+            return row["pk"], SessionRecord(session=session, runs=await _runs(conn, row["pk"], session.session_id))
+
+        found = await db.run(body, write=False)
+        if found is None:
+            return
+        after, record = found
+        yield record
+
+
+async def _runs(conn: "Conn", session_pk: int, session_id: str) -> list[RunRecord]:
+    rows = await conn.fetch("SELECT * FROM runs WHERE session_pk = $1 ORDER BY pk", session_pk)
+    messages = await conn.fetch(
+        "SELECT run_pk, role, content, blocks, is_tool FROM messages WHERE session_pk = $1 ORDER BY run_pk, pk",
+        session_pk,
+    )
+    calls = await conn.fetch("SELECT * FROM tool_calls WHERE session_pk = $1 ORDER BY pk", session_pk)
+    by_run: dict[int, list[RecordedMessage]] = {}
+    for m in messages:
+        by_run.setdefault(m["run_pk"], []).append(
+            RecordedMessage(
+                role=m["role"],
+                content=from_db(m["content"]),
+                blocks=json.loads(m["blocks"]) if m["blocks"] else None,
+                is_tool=m["is_tool"],
+            )
+        )
+    run_ids = {row["pk"]: row["run_id"] for row in rows}
+    calls_by_run: dict[int, list] = {}  # type: ignore[type-arg]
+    for call in calls:
+        calls_by_run.setdefault(call["run_pk"], []).append(row_to_tool_call(call, run_ids[call["run_pk"]]))
+    return [
+        RunRecord(
+            run_id=row["run_id"],
+            session_id=session_id,
+            status=row["status"],
+            input=from_db(row["input"]),
+            content=optional_from_db(row["content"]),
+            tool_calls=calls_by_run.get(row["pk"], []),
+            metrics=RunMetrics.model_validate_json(row["metrics"]),
+            created_at=iso(row["created_at"]),
+            error=optional_from_db(row["error"]),
+            messages=by_run.get(row["pk"], []),
+        )
+        for row in rows
+    ]
+
+
+async def counts(db: Database) -> StoreCounts:
+    async def body(conn: "Conn") -> StoreCounts:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(DISTINCT user_pk) FROM sessions) AS users, "
+            "(SELECT count(*) FROM sessions) AS sessions, "
+            "(SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM messages) AS messages, "
+            "(SELECT count(*) FROM tool_calls) AS tool_calls"
+        )
+        return StoreCounts(**dict(row))
+
+    return await db.run(body, write=False)
+
+
+async def import_session(db: Database, users: UserDirectory, record: SessionRecord) -> int:
+    prepared = _prepare(record)
+    name, state, metadata, agent, summary, run_count, created, updated, *tokens = prepared.columns
+    values = (
+        optional_to_db(name),  # type: ignore[arg-type]
+        state,
+        metadata,
+        agent,
+        summary,
+        run_count,
+        timestamp(str(created)),
+        timestamp(str(updated)),
+        *tokens,
+    )
+
+    async def body(conn: "Conn") -> int:
+        user_pk = await users.created_user_pk(conn, prepared.user_id)
+        session_pk = await find_session(conn, user_pk, prepared.session_id)
+        if session_pk is None:
+            session_pk = await conn.fetchval(
+                f"INSERT INTO sessions (user_pk, session_id, {_SESSION_COLUMNS}) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING pk",
+                user_pk,
+                prepared.session_id,
+                *values,
+            )
+        else:
+            assignments = ", ".join(
+                f"{column} = ${index}" for index, column in enumerate(_SESSION_COLUMNS.split(", "), 2)
+            )
+            await conn.execute(f"UPDATE sessions SET {assignments} WHERE pk = $1", session_pk, *values)
+        session = OwnedSession(user_pk, session_pk, prepared.session_id)
+        held = {row["run_id"] for row in await conn.fetch("SELECT run_id FROM runs WHERE session_pk = $1", session_pk)}
+        added = 0
+        for run, created_at, call_times in prepared.runs:
+            if run.run_id in held:
+                continue
+            run_pk = await conn.fetchval(
+                "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pk",
+                session_pk,
+                run.run_id,
+                run.status,
+                to_db(run.input),
+                optional_to_db(run.content),
+                run.metrics,
+                optional_to_db(run.error),
+                timestamp(created_at),
+            )
+            await runs.write_rows(conn, session, run_pk, run, timestamp(created_at))
+            if run.tool_calls:
+                await conn.execute(
+                    "UPDATE tool_calls SET created_at = t.created_at FROM unnest($2::timestamptz[]) "
+                    "WITH ORDINALITY AS t(created_at, n), (SELECT pk, row_number() OVER (ORDER BY pk) AS n "
+                    "FROM tool_calls WHERE run_pk = $1) c WHERE tool_calls.pk = c.pk AND c.n = t.n",
+                    run_pk,
+                    [timestamp(moment) for moment in call_times],
+                )
+            added += 1
+        return added
+
+    return await db.run(body)
