@@ -66,9 +66,20 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class PoolFlags:
+    """PostgreSQL only: the connection pool and its limits (store/postgres_pool.py's PoolSettings)."""
+
+    min_size: int = 1
+    max_size: int = 10
+    statement_timeout_s: float = 30.0
+    statement_cache: bool = True
+    """Off behind PgBouncer in transaction mode, which cannot keep prepared statements."""
+
+
+@dataclass(frozen=True)
 class Settings:
     db: str = field(default_factory=lambda: os.environ.get("MCP_SESSIONS_DB") or default_db())
-    """SQLite file path, or ':memory:'."""
+    """SQLite file path, ':memory:', or a postgresql:// URL."""
     user: str = field(default_factory=lambda: os.environ.get("MCP_SESSIONS_USER") or "default")
     """The user_id of calls that do not name one (stdio: a local, trusted client)."""
     log_level: str = "INFO"
@@ -80,6 +91,7 @@ class Settings:
     """The SDK's bounded retries on 429, 5xx, connection errors and timeouts."""
     transport: Transport = "stdio"
     http: HttpSettings = field(default_factory=HttpSettings)
+    pool: PoolFlags = field(default_factory=lambda: PoolFlags())
 
     @property
     def db_path(self) -> str:
