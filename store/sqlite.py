@@ -10,12 +10,14 @@ import functools
 import itertools
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
+from . import sqlite_export
 from .cursor import SECRET_BYTES, CursorSealer
 from .limits import check_id
 from .models import NewRun
+from .records import SessionRecord, StoreCounts
 from .sqlite_connection import Connection, write
 from .sqlite_files import make_companions_private, prepare_file
 from .sqlite_identity import UserDirectory
@@ -79,6 +81,18 @@ class SqliteStore:
     async def recover_interrupted_runs(self) -> int:
         """Mark `error` the runs left `running` by a server process of this host that no longer exists."""
         return await self._parts.writer.run(write(mark_interrupted))
+
+    def export_sessions(self) -> AsyncIterator[SessionRecord]:
+        """Every session of every user, whole, one read transaction each (see sqlite_export.py)."""
+        return sqlite_export.export_sessions(self._parts.reader)
+
+    async def import_session(self, record: SessionRecord) -> int:
+        """Write one session as the record has it and add the runs it lacks; how many (see sqlite_export.py)."""
+        return await sqlite_export.import_session(self._parts.writer, self._parts.users, record)
+
+    async def counts(self) -> StoreCounts:
+        """Users owning a session, sessions, runs, messages and tool calls, sessions being deleted left out."""
+        return await sqlite_export.counts(self._parts.reader)
 
     async def purge_pending(self) -> None:
         """Purge the rows of every deleted session now (also those another process left) and
