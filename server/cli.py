@@ -57,7 +57,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         prog=PROG,
         description="MCP server for persistent, multi-user conversation sessions (stdio).",
         epilog=f"Commands: `{PROG} serve --transport http ...` serves streamable HTTP; "
-        f"`{PROG} tokens add|list|revoke` manages its bearer tokens. `{PROG} COMMAND --help` tells more.",
+        f"`{PROG} tokens add|list|revoke` manages its bearer tokens; `{PROG} copy --from SRC --to DST` copies "
+        f"every session into another store. `{PROG} COMMAND --help` tells more.",
     )
     add_store_flags(parser)
     return settings_from(parser.parse_args(argv), parser)
@@ -129,4 +130,10 @@ def _tokens(argv: list[str]) -> None:
     tokens(argv)
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"serve": _serve, "tokens": _tokens}
+def _copy(argv: list[str]) -> None:
+    from .copy_command import copy
+
+    copy(argv)
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"serve": _serve, "tokens": _tokens, "copy": _copy}
