@@ -174,6 +174,10 @@ class UserSessions(Protocol):
 
 
 class SessionStore(Protocol):
+    @property
+    def lease_s(self) -> float:
+        """How long the lease of a run begun on this store lasts, in seconds (see `UserSessions.begin_run`)."""
+
     def for_user(self, user_id: str) -> UserSessions:
         """The handle through which every read and write of `user_id` goes."""
 

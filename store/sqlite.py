@@ -2,7 +2,8 @@
 
 The store opens the file, hands out one handle per user (`for_user`, sqlite_sessions.py) through
 which every read and write of that user's data goes, and does the work that belongs to no user:
-recovering runs a crashed process left `running`, purging deleted sessions, importing runs in bulk.
+recovering runs a crashed process left `running` or whose lease expired, purging deleted sessions,
+importing runs in bulk.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from . import sqlite_export
 from .cursor import SECRET_BYTES, CursorSealer
-from .limits import check_id
+from .limits import RUN_LEASE_S, check_id
 from .models import NewRun
 from .records import SessionRecord, StoreCounts
 from .sqlite_connection import Connection, write
@@ -33,13 +34,20 @@ IMPORT_BATCH_RUNS = 5_000
 class SqliteStore:
     """SessionStore on one SQLite file (or `:memory:`), safe to share between processes."""
 
-    def __init__(self, writer: Connection, reader: Connection, cursors: CursorSealer) -> None:
-        self._parts = StoreParts(writer, reader, cursors, UserDirectory(), Purger(writer))
+    def __init__(
+        self, writer: Connection, reader: Connection, cursors: CursorSealer, lease_s: float = RUN_LEASE_S
+    ) -> None:
+        self._parts = StoreParts(writer, reader, cursors, UserDirectory(), Purger(writer), lease_s)
 
     @classmethod
-    async def open(cls, database: str | Path, migrations: tuple[Migration, ...] = MIGRATIONS) -> "SqliteStore":
-        """Open (creating and migrating as needed), mark runs interrupted by a crash and resume the
-        purge of sessions deleted by a process that stopped before it finished."""
+    async def open(
+        cls, database: str | Path, migrations: tuple[Migration, ...] = MIGRATIONS, *, lease_s: float = RUN_LEASE_S
+    ) -> "SqliteStore":
+        """Open (creating and migrating as needed), mark runs interrupted by a crash or whose lease has
+        expired and resume the purge of sessions deleted by a process that stopped before it finished.
+
+        A run this store begins holds a lease of `lease_s` seconds (shorter in tests).
+        """
         if str(database) == ":memory:":
             writer = await Connection.open(":memory:")
             reader = writer
@@ -53,7 +61,7 @@ class SqliteStore:
             if str(database) != ":memory:":
                 reader = await Connection.open(str(path), inline=True)
                 make_companions_private(path)
-            store = cls(writer, reader, CursorSealer(await writer.run(_cursor_secret)))
+            store = cls(writer, reader, CursorSealer(await writer.run(_cursor_secret)), lease_s)
             await store.recover_interrupted_runs()
             await store._parts.purger.resume()
         except BaseException:
@@ -62,6 +70,11 @@ class SqliteStore:
                 await reader.close()
             raise
         return store
+
+    @property
+    def lease_s(self) -> float:
+        """How long the lease of a run this store begins lasts; its server renews it every third of that."""
+        return self._parts.lease_s
 
     def for_user(self, user_id: str) -> SqliteUserSessions:
         """The handle through which every read and write of `user_id` goes (see sqlite_sessions.py)."""
@@ -79,7 +92,8 @@ class SqliteStore:
                 await self._parts.writer.close()
 
     async def recover_interrupted_runs(self) -> int:
-        """Mark `error` the runs left `running` by a server process of this host that no longer exists."""
+        """Mark `error` the runs left `running` by a server process of this host that no longer exists,
+        and those of any server whose lease has expired; how many."""
         return await self._parts.writer.run(write(mark_interrupted))
 
     def export_sessions(self) -> AsyncIterator[SessionRecord]:

@@ -1,5 +1,5 @@
-"""Writing runs: a whole recorded or finished run, a run begun before its turn, many runs imported
-at once, and the runs a crashed process left `running`.
+"""Writing runs: a whole recorded or finished run, a run begun before its turn and its lease, many runs
+imported at once, and the runs a crashed process left `running` or whose lease expired.
 
 Each function runs inside the caller's write transaction, for a user and session already
 resolved through sqlite_identity.py. A run's messages and tool calls enter the search index in the
@@ -8,6 +8,7 @@ same transaction as their rows (sqlite_search_index.py).
 
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from . import sqlite_search_index as search_index
 from . import sqlite_session_table as sessions
@@ -41,18 +42,37 @@ def append(
     return load_run(raw, run_pk, session.session_id), True
 
 
-def begin(raw: sqlite3.Connection, session: OwnedSession, run_id: str, input: str) -> Run:
-    """A `running` run owned by this process, so that the next start can tell if it was interrupted."""
+def begin(raw: sqlite3.Connection, session: OwnedSession, run_id: str, input: str, lease_s: float) -> Run:
+    """A `running` run owned by this process (so that the next start can tell if it was interrupted),
+    holding a lease of `lease_s` from now."""
     if raw.execute("SELECT 1 FROM runs WHERE session_pk = ? AND run_id = ?", (session.session_pk, run_id)).fetchone():
         raise InvalidInput(f"run_id {run_id!r} already exists in this session; use a new run_id.")
     now = utc_now()
     run_pk = raw.execute(
-        "INSERT INTO runs (session_pk, run_id, status, input, owner, created_at) VALUES (?, ?, 'running', ?, ?, ?)",
-        (session.session_pk, run_id, input, current_owner(), now),
+        "INSERT INTO runs (session_pk, run_id, status, input, owner, created_at, lease_expires_at) "
+        "VALUES (?, ?, 'running', ?, ?, ?, ?)",
+        (session.session_pk, run_id, input, current_owner(), now, lease_end(lease_s)),
     ).lastrowid
     sessions.add_runs(raw, session.session_pk, 1, (0, 0, 0, 0), now)
     assert run_pk is not None
     return load_run(raw, run_pk, session.session_id)
+
+
+def renew(raw: sqlite3.Connection, session_pk: int, run_id: str, lease_s: float) -> bool:
+    """Extend the lease of the session's `running` run `run_id` to `lease_s` from now; False when no
+    such run is running (finished, marked `error`, or unknown)."""
+    return (
+        raw.execute(
+            "UPDATE runs SET lease_expires_at = ? WHERE session_pk = ? AND run_id = ? AND status = 'running'",
+            (lease_end(lease_s), session_pk, run_id),
+        ).rowcount
+        > 0
+    )
+
+
+def lease_end(lease_s: float) -> str:
+    """`lease_s` from now, written as store/clock.py's utc_now writes a moment (so text order is time order)."""
+    return (datetime.now(UTC) + timedelta(seconds=lease_s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -106,7 +126,8 @@ def write_run(
         assert run_pk is not None
     else:
         raw.execute(
-            "UPDATE runs SET status = ?, content = ?, metrics = ?, error = ?, owner = NULL WHERE pk = ?",
+            "UPDATE runs SET status = ?, content = ?, metrics = ?, error = ?, owner = NULL, lease_expires_at = NULL "
+            "WHERE pk = ?",
             (run.status, run.content, run.metrics, run.error, run_pk),
         )
     for message in run.messages:
@@ -145,15 +166,24 @@ def load_run(raw: sqlite3.Connection, run_pk: int, session_id: str) -> Run:
     return row_to_run(row, session_id, [row_to_tool_call(call) for call in calls])
 
 
+INTERRUPTED = "The server stopped before this run finished."
+
+
 def mark_interrupted(raw: sqlite3.Connection) -> int:
-    """Mark `error` the runs left `running` by a process of this host that no longer runs; how many."""
+    """Mark `error` the runs left `running` by a process of this host that no longer runs, and those
+    of any process whose lease has expired (their server stopped renewing it); how many."""
     owners = [row[0] for row in raw.execute("SELECT DISTINCT owner FROM runs WHERE status = 'running'")]
     marked = 0
     for owner in owners:
         if owner_is_gone(owner):
             marked += raw.execute(
-                "UPDATE runs SET status = 'error', error = 'The server stopped before this run finished.' "
+                "UPDATE runs SET status = 'error', error = ?, lease_expires_at = NULL "
                 "WHERE status = 'running' AND owner IS ?",
-                (owner,),
+                (INTERRUPTED, owner),
             ).rowcount
+    marked += raw.execute(
+        "UPDATE runs SET status = 'error', error = ?, lease_expires_at = NULL "
+        "WHERE status = 'running' AND lease_expires_at < ?",
+        (INTERRUPTED, utc_now()),
+    ).rowcount
     return marked

@@ -125,6 +125,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO secrets (name, value) VALUES ('cursor', randomblob(32))",
         ),
     ),
+    Migration(
+        5,
+        "run leases",
+        (
+            # When a `running` run's lease ends unless its server renews it (ISO UTC text, as
+            # store/clock.py writes it, so text order is time order); NULL once the run has finished.
+            # Runs already `running` get NULL: only the owner's process rule can recover them.
+            "ALTER TABLE runs ADD COLUMN lease_expires_at TEXT",
+        ),
+    ),
 )
 
 LATEST_VERSION = max(m.version for m in MIGRATIONS)

@@ -17,6 +17,7 @@ from . import sqlite_runs as runs
 from . import sqlite_session_table as sessions
 from .clock import utc_now
 from .cursor import CursorSealer
+from .errors import SessionNotFound
 from .limits import HISTORY_PAGE, SEARCH_RESULTS, SESSION_PAGE, TOOL_CALL_PAGE, check_id, check_name, dump_json
 from .models import (
     AgentConfig,
@@ -46,13 +47,15 @@ writer's thread, so no write holds the event loop for long."""
 
 @dataclass(frozen=True)
 class StoreParts:
-    """What every handle of one store shares: its connections, cursor sealer, user directory and purger."""
+    """What every handle of one store shares: its connections, cursor sealer, user directory and purger,
+    and how long a run's lease lasts."""
 
     writer: Connection
     reader: Connection
     cursors: CursorSealer
     users: UserDirectory
     purger: Purger
+    lease_s: float
 
 
 class SqliteUserSessions:
@@ -190,9 +193,19 @@ class SqliteUserSessions:
         check_id(run_id, "run_id")
 
         def body(raw: sqlite3.Connection) -> Run:
-            return runs.begin(raw, self._session(raw, session_id), run_id, input)
+            return runs.begin(raw, self._session(raw, session_id), run_id, input, self._parts.lease_s)
 
         return await self._parts.writer.run(write(body), inline=len(input) <= INLINE_WRITE_BYTES)
+
+    async def renew_lease(self, session_id: str, run_id: str) -> bool:
+        def body(raw: sqlite3.Connection) -> bool:
+            try:
+                session = self._session(raw, session_id)
+            except SessionNotFound:  # another user's session holds no run of this user
+                return False
+            return runs.renew(raw, session.session_pk, run_id, self._parts.lease_s)
+
+        return await self._parts.writer.run(write(body), inline=True)
 
     # -- history ----------------------------------------------------------------------
 
