@@ -1,5 +1,6 @@
 """Building the server: the store opens once in the lifespan and reaches tools through the context."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,7 +10,7 @@ from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server_sessions.store import SessionStore, SqliteStore
+from mcp_server_sessions.store import SessionStore, SqliteStore, StoreError
 
 from .agent.gateway import ModelGateway
 from .context import AppContext
@@ -18,6 +19,8 @@ from .schemas import compact_tools
 from .settings import Settings
 from .stdio import stdio_transport
 from .tools import register_tools
+
+logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Persistent conversation sessions. Start or continue a session with start_session; send a message to "
@@ -47,6 +50,7 @@ def build_server(
         try:
             async with anyio.create_task_group() as background:
                 background.start_soon(gateway.warm_up)
+                background.start_soon(recover_interrupted_runs, opened)
                 yield AppContext(store=opened, settings=settings, gateway=gateway, background=background)
                 background.cancel_scope.cancel()
         finally:
@@ -67,6 +71,20 @@ def build_server(
     # own listing and argument validation, now with the smaller schemas.
     compact_tools(server._tool_manager.list_tools())
     return server
+
+
+async def recover_interrupted_runs(store: SessionStore) -> None:
+    """Every `lease_s`, mark `error` the runs whose lease expired (their server stopped renewing it,
+    whichever replica it was) without waiting for a restart; a failure is logged and tried again."""
+    while True:
+        await anyio.sleep(store.lease_s)
+        try:
+            marked = await store.recover_interrupted_runs()
+        except StoreError as problem:
+            logger.warning("could not mark interrupted runs error: %s", problem)
+            continue
+        if marked:
+            logger.info("marked %d interrupted run(s) error", marked)
 
 
 def serve(settings: Settings) -> None:

@@ -2,11 +2,13 @@
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 
 from mcp_server_sessions.store import InvalidInput, StoreError
 from mcp_server_sessions.store.limits import check_id
+from mcp_server_sessions.store.pool_settings import PoolSettings
 
 from .settings import LOG_LEVELS, Settings
 
@@ -17,7 +19,11 @@ def add_store_flags(parser: argparse.ArgumentParser) -> None:
     """The flags every command shares: where the sessions are, whose, and which model."""
     defaults = Settings()
     text_flags = (
-        ("--db", defaults.db, "SQLite file, or :memory: (env MCP_SESSIONS_DB; default: %(default)s)"),
+        (
+            "--db",
+            defaults.db,
+            "SQLite file, :memory:, or postgresql:// URL (env MCP_SESSIONS_DB; default: %(default)s)",
+        ),
         ("--user", defaults.user, "user_id for calls that name none (env MCP_SESSIONS_USER; default: %(default)s)"),
         (
             "--model",
@@ -34,6 +40,43 @@ def add_store_flags(parser: argparse.ArgumentParser) -> None:
         help="seconds one model request may take (default: %(default)s)",
     )
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="stderr log level")
+    pool = parser.add_argument_group("PostgreSQL (a postgresql:// --db)")
+    pool.add_argument(
+        "--pool-min",
+        type=_count,
+        default=_env_int("MCP_SESSIONS_POOL_MIN", defaults.pool.min_size),
+        help="connections the pool keeps open (env MCP_SESSIONS_POOL_MIN; default: %(default)s)",
+    )
+    pool.add_argument(
+        "--pool-max",
+        type=_count,
+        default=_env_int("MCP_SESSIONS_POOL_MAX", defaults.pool.max_size),
+        help="most connections of this server (env MCP_SESSIONS_POOL_MAX; default: %(default)s)",
+    )
+    pool.add_argument(
+        "--statement-timeout",
+        type=float,
+        default=defaults.pool.statement_timeout_ms / 1000,
+        help="seconds one SQL statement may run before PostgreSQL cancels it (default: %(default)s)",
+    )
+    pool.add_argument(
+        "--no-statement-cache",
+        dest="statement_cache",
+        action="store_false",
+        help="no prepared-statement cache: for PgBouncer in transaction mode",
+    )
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1_000:
+        raise argparse.ArgumentTypeError(f"must be 1 to 1000; got {value}")
+    return value
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value and value.isdigit() else default
 
 
 def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings:
@@ -41,13 +84,25 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         check_id(args.user, "--user (or MCP_SESSIONS_USER)")
     except InvalidInput as exc:
         parser.error(str(exc))
-    if "://" in args.db:
+    if "://" in args.db and not args.db.startswith(("postgresql://", "postgres://")):
+        parser.error("--db (or MCP_SESSIONS_DB) takes a SQLite file path, :memory:, or a postgresql:// URL.")
+    if args.pool_min > args.pool_max or not 0 < args.statement_timeout <= 86_400:
         parser.error(
-            "--db (or MCP_SESSIONS_DB) takes a SQLite file path or :memory:; database URLs such as "
-            "postgresql:// are not supported yet."
+            "--pool-min must not exceed --pool-max, and --statement-timeout must be over 0 and at most 86400 seconds."
         )
+    pool = PoolSettings(
+        min_size=args.pool_min,
+        max_size=args.pool_max,
+        statement_timeout_ms=round(args.statement_timeout * 1000),
+        statement_cache=args.statement_cache,
+    )
     return Settings(
-        db=args.db, user=args.user, log_level=args.log_level, model=args.model, model_timeout_s=args.model_timeout
+        db=args.db,
+        user=args.user,
+        log_level=args.log_level,
+        model=args.model,
+        model_timeout_s=args.model_timeout,
+        pool=pool,
     )
 
 

@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from mcp_server_sessions.store import SqliteStore
+from mcp_server_sessions.store import SessionStore
 
-from .app import build_server
+from .app import build_server, open_configured_store
 from .auth.file_verifier import TokenFile
 from .settings import HttpSettings, Settings
 
@@ -73,7 +73,7 @@ def transport_security(http: HttpSettings) -> TransportSecuritySettings:
     return TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins)
 
 
-def build_http_app(settings: Settings, store: SqliteStore | None = None) -> Starlette:
+def build_http_app(settings: Settings, store: SessionStore | None = None) -> Starlette:
     """The ASGI app: MCP at /mcp (stateless, token required unless anonymous), /healthz, resource metadata."""
     settings = dataclasses.replace(settings, transport="http")  # tools then take the user from the token
     http = settings.http
@@ -112,7 +112,7 @@ def serve_http(settings: Settings) -> None:
 
 async def _serve_http(settings: Settings) -> None:
     # Opened before listening, so a bad --db fails at once with its sentence, not at the first request.
-    store = await SqliteStore.open(settings.db_path)
+    store = await open_configured_store(settings)
     await GracefulServer(uvicorn_config(build_http_app(settings, store), settings.http, settings.log_level)).serve()
 
 

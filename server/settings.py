@@ -8,6 +8,8 @@ from typing import Literal
 
 from platformdirs import user_data_path
 
+from mcp_server_sessions.store.pool_settings import PoolSettings
+
 DEFAULT_MODEL = "claude-sonnet-5-5"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -66,17 +68,6 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
-class PoolFlags:
-    """PostgreSQL only: the connection pool and its limits (store/postgres_pool.py's PoolSettings)."""
-
-    min_size: int = 1
-    max_size: int = 10
-    statement_timeout_s: float = 30.0
-    statement_cache: bool = True
-    """Off behind PgBouncer in transaction mode, which cannot keep prepared statements."""
-
-
-@dataclass(frozen=True)
 class Settings:
     db: str = field(default_factory=lambda: os.environ.get("MCP_SESSIONS_DB") or default_db())
     """SQLite file path, ':memory:', or a postgresql:// URL."""
@@ -91,8 +82,10 @@ class Settings:
     """The SDK's bounded retries on 429, 5xx, connection errors and timeouts."""
     transport: Transport = "stdio"
     http: HttpSettings = field(default_factory=HttpSettings)
-    pool: PoolFlags = field(default_factory=lambda: PoolFlags())
+    pool: PoolSettings = field(default_factory=PoolSettings)
+    """PostgreSQL only: the connection pool and its statement timeout."""
 
     @property
     def db_path(self) -> str:
-        return self.db if self.db == ":memory:" else str(Path(self.db).expanduser())
+        """`db` with a SQLite path's ~ expanded (a URL or :memory: as it is)."""
+        return self.db if self.db == ":memory:" or "://" in self.db else str(Path(self.db).expanduser())

@@ -3,13 +3,14 @@
 from urllib.parse import urlsplit
 
 from .errors import InvalidInput, StoreUnavailable
+from .pool_settings import PoolSettings
 from .protocol import SessionStore
 from .sqlite import SqliteStore
 
 
-async def open_store(db: str) -> SessionStore:
+async def open_store(db: str, pool: PoolSettings | None = None) -> SessionStore:
     """The store at `db`: PostgresStore for a postgresql:// (or postgres://) URL, else SqliteStore on
-    the file (created if missing, as the server creates it).
+    the file (created if missing, as the server creates it). `pool` sizes PostgreSQL's connection pool.
 
     Raises StoreUnavailable (also when the PostgreSQL driver is not installed), InvalidInput for a URL
     of another kind, and whatever opening the store raises.
@@ -35,4 +36,4 @@ async def open_store(db: str) -> SessionStore:
         )
     from .postgres import PostgresStore
 
-    return await PostgresStore.open(db)
+    return await PostgresStore.open(db, pool)

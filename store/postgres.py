@@ -14,8 +14,9 @@ from . import postgres_runs as runs
 from .cursor import CursorSealer
 from .limits import RUN_LEASE_S, check_id
 from .models import NewRun
+from .pool_settings import PoolSettings
 from .postgres_connection import Database
-from .postgres_pool import PoolSettings, open_pool
+from .postgres_pool import open_pool
 from .postgres_session_table import OwnedSession, UserDirectory
 from .postgres_session_table import start as start_session
 from .postgres_sessions import PgStoreParts, PostgresUserSessions

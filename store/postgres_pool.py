@@ -2,25 +2,15 @@
 way of failing at start told in one sentence, then the schema migrated."""
 
 import logging
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from .errors import StoreUnavailable
+from .pool_settings import PoolSettings
 from .postgres_schema import migrate
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PoolSettings:
-    min_size: int = 1
-    max_size: int = 10
-    statement_timeout_ms: int = 30_000
-    """Longest one statement may run before PostgreSQL cancels it."""
-    statement_cache: bool = True
-    """Prepared-statement caching; off behind PgBouncer in transaction mode."""
 
 
 def is_postgres_url(text: str) -> bool:

@@ -40,6 +40,21 @@ MIGRATIONS: tuple[PgMigration, ...] = (
             "CREATE TEXT SEARCH CONFIGURATION sessions_english (COPY = pg_catalog.english)",
             "ALTER TEXT SEARCH CONFIGURATION sessions_english "
             "ALTER MAPPING FOR hword, hword_part, word WITH unaccent, english_stem",
+            # A text's search vector, every word of it, with its stored NULs (U+10FFFE) read as spaces. A
+            # tsvector holds at most 1 MB, which only a text of over 200,000 characters of nearly all
+            # distinct words passes: such a text is indexed by its first 200,000 characters.
+            """CREATE FUNCTION sessions_vector(body text) RETURNS tsvector
+            LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+            BEGIN
+                IF length(body) <= 200000 THEN
+                    RETURN to_tsvector('sessions_english', replace(body, chr(1114110), ' '));
+                END IF;
+                BEGIN
+                    RETURN to_tsvector('sessions_english', replace(body, chr(1114110), ' '));
+                EXCEPTION WHEN program_limit_exceeded THEN
+                    RETURN to_tsvector('sessions_english', left(replace(body, chr(1114110), ' '), 200000));
+                END;
+            END $$""",
             # JSON columns are text holding the JSON exactly as written (key order, and the \\u0000 escapes
             # that jsonb refuses); text columns hold store/postgres_values.py's NUL-free form.
             """CREATE TABLE users (

@@ -19,21 +19,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .models import SearchHit
-from .postgres_values import NUL_IN_SQL, from_db, iso, to_db
+from .postgres_values import from_db, iso, to_db
 from .sqlite_search import MARK_END, MARK_START, window
 from .sqlite_search_index import tool_call_text
 
 if TYPE_CHECKING:
     from .postgres_schema import Conn
 
-INDEXED_CHARS = 200_000
-"""Characters of one text that are indexed: a tsvector holds at most 1 MB, which a text of this many
-characters never passes, whatever its words."""
-VECTOR = f"to_tsvector('sessions_english', left(replace({{}}, {NUL_IN_SQL}, ' '), {INDEXED_CHARS}))"
-"""The search vector of a text column or parameter, `{}` filled in."""
+VECTOR = "sessions_vector({})"
+"""The search vector of a text column or parameter, `{}` filled in (postgres_schema.py's function)."""
 COMMON_WORD_MATCHES = 2_000
 SNIPPET_SOURCE_CHARS = 8_000
 _TABLES = ("messages", "tool_calls")
+Found = list[tuple[tuple[str, int], tuple[float, int]]]
+"""Hits as ((table, pk), (score, run_pk)), best first."""
 _HEADLINE_OPTIONS = f'StartSel="{MARK_START}", StopSel="{MARK_END}", HighlightAll=true'
 
 
@@ -62,19 +61,21 @@ async def search_user(
     rare = [word for word in words if not await _is_common(conn, user_pk, word)]
     chosen = rare or words
     combinations = [" && "] + ([" || "] if len(chosen) > 1 else [])
-    found: dict[tuple[str, int], tuple[float, int]] = {}
-    for operator in combinations:
-        if len(found) >= limit:
+    best: Found = []
+    seen: set[tuple[str, int]] = set()
+    for operator in combinations:  # every word first, then any: each pass ranked, after the one before
+        if len(best) >= limit:
             break
         query = operator.join(f"plainto_tsquery('sessions_english', ${3 + index})" for index in range(len(chosen)))
+        matching: Found = []
         for table in _TABLES:
-            matching = _matches(table, query, ranked=bool(rare), scope=scope.sql(3 + len(chosen)))
-            rows = await conn.fetch(matching, user_pk, limit, *chosen, *scope.params)
-            for row in rows:
-                found.setdefault((table, row["pk"]), (row["score"], row["run_pk"]))
-        if len(found) > limit:  # the best of both tables
-            found = dict(heapq.nlargest(limit, found.items(), key=lambda item: item[1]))
-    best = sorted(found.items(), key=lambda item: item[1], reverse=True)[:limit]
+            sql = _matches(table, query, ranked=bool(rare), scope=scope.sql(3 + len(chosen)))
+            for row in await conn.fetch(sql, user_pk, limit, *chosen, *scope.params):
+                if (table, row["pk"]) not in seen:
+                    matching.append(((table, row["pk"]), (row["score"], row["run_pk"])))
+        for key, rank in heapq.nlargest(limit - len(best), matching, key=lambda hit: hit[1]):
+            best.append((key, rank))
+            seen.add(key)
     return await _hits(conn, best, words)
 
 
@@ -120,10 +121,6 @@ async def _is_common(conn: "Conn", user_pk: int, word: str) -> bool:
         if count > COMMON_WORD_MATCHES:
             return True
     return False
-
-
-Found = list[tuple[tuple[str, int], tuple[float, int]]]
-"""Hits as ((table, pk), (score, run_pk)), best first."""
 
 
 async def _hits(conn: "Conn", best: Found, words: list[str]) -> list[SearchHit]:

@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 
 _NUL, _STANDS_FOR_NUL, _ESCAPE = "\x00", "\U0010fffe", "\U0010ffff"
 _ESCAPED = re.compile("\U0010ffff(.)|\U0010fffe", re.DOTALL)
-NUL_IN_SQL = "U&'\\+10FFFE'"
-"""The stored form of a NUL as an SQL literal: search replaces it by a space before indexing."""
 
 
 def to_db(text: str) -> str:

@@ -1,8 +1,10 @@
 """One Claude turn inside a session: context in, streamed model calls, tool loop, one commit.
 
 The run row is committed `running` first (so a crash leaves a trace the next start marks
-`error`); everything else the turn produced (messages, tool calls, metrics, final status) is
-committed together at the end, whether it completed, failed or was cancelled.
+`error`), holding a lease the turn renews every third of its length while it goes on (so a server
+that stops renewing leaves a run any server marks `error` once the lease expires); everything else
+the turn produced (messages, tool calls, metrics, final status) is committed together at the end,
+whether it completed, failed or was cancelled.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,12 +64,19 @@ class ModelCall:
 
 
 async def run_turn(
-    sessions: UserSessions, gateway: ModelGateway, default_model: str, request: RunRequest, progress: Progress
+    sessions: UserSessions,
+    gateway: ModelGateway,
+    default_model: str,
+    request: RunRequest,
+    progress: Progress,
+    *,
+    lease_s: float,
 ) -> Run:
-    """Run one turn; raises ModelError (after storing the run as `error`) when the model fails."""
+    """Run one turn, renewing its run's lease (the store's `lease_s`) while it goes on; raises ModelError
+    (after storing the run as `error`) when the model fails."""
     client = await gateway.client()
     text_bytes(request.message, "message")  # refuse before paying for a model call the store would refuse
-    turn = await Turn.prepare(sessions, client, default_model, request, progress)
+    turn = await Turn.prepare(sessions, client, default_model, request, progress, lease_s=lease_s)
     return await turn.run()
 
 
@@ -82,6 +92,8 @@ class Turn:
     tools: InnerTools
     progress: Progress
     transcript: Transcript
+    lease_s: float
+    """How long the run's lease lasts; it is renewed every third of that while the turn goes on."""
 
     @classmethod
     async def prepare(
@@ -91,6 +103,8 @@ class Turn:
         default_model: str,
         request: RunRequest,
         progress: Progress,
+        *,
+        lease_s: float,
     ) -> Turn:
         """The session (started when new), the context the model sees, and the fixed part of every call."""
         session, _ = await sessions.start_session(request.session_id)
@@ -113,6 +127,7 @@ class Turn:
             tools=InnerTools(sessions, session.session_id),
             progress=progress,
             transcript=Transcript(run_id=str(uuid.uuid4()), message=request.message, model=model),
+            lease_s=lease_s,
         )
 
     async def run(self) -> Run:
@@ -121,13 +136,10 @@ class Turn:
         run_id = self.transcript.run_id
         try:
             await self.sessions.begin_run(self.session_id, run_id, self.transcript.message)
-            for _ in range(MAX_MODEL_CALLS):
-                uses = self.take_reply(await self.call_model())
-                if not uses:
-                    return await self.finish("completed")
-                if len(self.transcript.tool_calls) + len(uses) > MAX_TOOL_CALLS_PER_RUN:
-                    break
-                await self.use_tools(uses)
+            async with self.lease_renewed():
+                answered = await self.converse()
+            if answered:
+                return await self.finish("completed")
             message = (
                 f"The model was still calling tools after {len(self.transcript.tool_calls)} tool calls in "
                 f"{MAX_MODEL_CALLS} model calls at most, so run {run_id!r} was stopped; ask a narrower "
@@ -144,6 +156,53 @@ class Turn:
             error = explain_model_error(exc)
             await self.finish("error", str(error))
             raise ModelError(f"{str(error)[:-1]} (run {run_id!r} was stored with status error).") from exc
+
+    async def converse(self) -> bool:
+        """Model calls, each followed by the tool uses it asks for, until the model answers (True) or
+        the turn reaches MAX_MODEL_CALLS or MAX_TOOL_CALLS_PER_RUN (False)."""
+        for _ in range(MAX_MODEL_CALLS):
+            uses = self.take_reply(await self.call_model())
+            if not uses:
+                return True
+            if len(self.transcript.tool_calls) + len(uses) > MAX_TOOL_CALLS_PER_RUN:
+                return False
+            await self.use_tools(uses)
+        return False
+
+    @asynccontextmanager
+    async def lease_renewed(self) -> AsyncIterator[None]:
+        """The run's lease renewed in the background while the body runs, and no longer once it has
+        ended, however it ends; the body's exception comes out as it is, not in an exception group."""
+        failure: Exception | None = None
+        async with anyio.create_task_group() as renewals:
+            renewals.start_soon(self.renew_lease)
+            try:
+                yield
+            except Exception as exc:
+                failure = exc
+            finally:
+                renewals.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def renew_lease(self) -> None:
+        """Every third of the lease, extend it; a renewal that fails is logged and the run goes on
+        (a run no longer `running` in the store is not renewed again)."""
+        run_id = self.transcript.run_id
+        while True:
+            await anyio.sleep(self.lease_s / 3)
+            try:
+                renewed = await self.sessions.renew_lease(self.session_id, run_id)
+            except StoreError as problem:
+                logger.warning("the lease of run %s was not renewed: %s", run_id, problem)
+                continue
+            if not renewed:
+                logger.warning(
+                    "run %s is no longer running in the store (its lease expired and a server marked it error, "
+                    "or its session was deleted); it goes on, but its outcome will not replace that",
+                    run_id,
+                )
+                return
 
     async def call_model(self) -> Message:
         """One streamed model call over the conversation so far; its text is reported as it arrives."""
@@ -191,11 +250,18 @@ class Turn:
         """The run stored as it stands, shielded: a cancelled run is still stored, as `cancelled`."""
         with anyio.CancelScope(shield=True):
             try:
-                run, _ = await self.sessions.append_run(
+                run, stored = await self.sessions.append_run(
                     self.session_id, self.transcript.record(status, error), finishing=True
                 )
             except InvalidInput as problem:  # the turn outgrew a limit: keep its outcome, not its content
                 logger.warning("run %s stored without its messages: %s", self.transcript.run_id, problem)
                 record = self.transcript.record("error", str(problem), whole=False)
-                run, _ = await self.sessions.append_run(self.session_id, record, finishing=True)
+                run, stored = await self.sessions.append_run(self.session_id, record, finishing=True)
+        if not stored:  # its lease expired first and a server marked it `error`: that stays the run's outcome
+            logger.warning(
+                "run %s ended %s, but was already marked %s in the store; its outcome was not stored",
+                run.run_id,
+                status,
+                run.status,
+            )
         return run

@@ -69,7 +69,9 @@ async def run(
         await ctx.report_progress(streamed, message=delta)
 
     request = RunRequest(session_id, message, num_history_runs, system, model, max_tokens)
-    finished = await run_turn(sessions, context.gateway, context.settings.model, request, progress)
+    finished = await run_turn(
+        sessions, context.gateway, context.settings.model, request, progress, lease_s=context.store.lease_s
+    )
     session = await sessions.get_session(finished.session_id)
     if session.agent is not None and session.agent.auto_summary:
         context.background.start_soon(_refresh_summary, context, sessions, finished.session_id)
