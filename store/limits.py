@@ -117,6 +117,7 @@ def _describe(value: str) -> str:
         return f"{len(value)} characters"
     return repr(value)
 
+
 RUN_LEASE_S = 60.0
 """How long a `running` run's lease lasts; its server renews it every third of that while the run goes on,
 and any server on the store marks a run whose lease has expired `error`."""
