@@ -59,7 +59,7 @@ class HttpServer:
         return self.log.read_text(errors="replace")
 
 
-def start_http_server(tmp_path: Path, db: Path, *args: str, port: int | None = None, **env: str) -> HttpServer:
+def start_http_server(tmp_path: Path, db: Path | str, *args: str, port: int | None = None, **env: str) -> HttpServer:
     """`mcp-server-sessions serve --transport http --port P ARGS` with `db`; returns once /healthz answers."""
     port = port or free_port()
     home = tmp_path / "home"
