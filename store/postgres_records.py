@@ -18,8 +18,8 @@ from .postgres_connection import Database
 from .postgres_runs import row_to_tool_call
 from .postgres_session_table import COLUMNS, OwnedSession, UserDirectory, find_session, row_to_session
 from .postgres_values import from_db, iso, optional_from_db, optional_to_db, timestamp, to_db
+from .record_checks import prepare_record
 from .records import RecordedMessage, RunRecord, SessionRecord, StoreCounts
-from .sqlite_export import _prepare
 
 if TYPE_CHECKING:
     from .postgres_schema import Conn
@@ -104,7 +104,7 @@ async def counts(db: Database) -> StoreCounts:
 
 
 async def import_session(db: Database, users: UserDirectory, record: SessionRecord) -> int:
-    prepared = _prepare(record)
+    prepared = prepare_record(record)
     name, state, metadata, agent, summary, run_count, created, updated, *tokens = prepared.columns
     values = (
         optional_to_db(name),  # type: ignore[arg-type]

@@ -12,17 +12,13 @@ import functools
 import json
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime
 from itertools import groupby
 
-from .errors import InvalidInput
-from .limits import MAX_SESSION_TOKENS, check_id, check_name, dump_json
-from .models import NewMessage, NewRun, NewToolCall, RunMetrics
+from .record_checks import PreparedRecord, prepare_record
 from .records import RecordedMessage, RunRecord, SessionRecord, StoreCounts
 from .sqlite_connection import Connection, read, write
 from .sqlite_identity import UserDirectory, find_session
-from .sqlite_rows import PreparedRun, prepare_run, row_to_run, row_to_session, row_to_tool_call
+from .sqlite_rows import row_to_run, row_to_session, row_to_tool_call
 from .sqlite_runs import write_run
 
 _LIVE = "session_pk NOT IN (SELECT session_pk FROM session_purges)"
@@ -133,98 +129,14 @@ def _counts(raw: sqlite3.Connection) -> StoreCounts:
 # -- import -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _PreparedRecord:
-    """A record checked and serialized before its write transaction."""
-
-    user_id: str
-    session_id: str
-    columns: tuple[object, ...]
-    """The sessions columns after user_pk and session_id, in _SESSION_COLUMNS order."""
-    runs: list[tuple[PreparedRun, str, list[str]]]
-    """Each run, with its created_at and its tool calls' created_at."""
-
-
 async def import_session(writer: Connection, users: UserDirectory, record: SessionRecord) -> int:
     """Write the record's session (its fields set to the record's) and the runs it lacks, in one
     write transaction; how many runs were added."""
-    prepared = _prepare(record)
+    prepared = prepare_record(record)
     return await writer.run(write(lambda raw: _import(raw, users, prepared)))
 
 
-def _prepare(record: SessionRecord) -> _PreparedRecord:
-    session = record.session
-    check_id(session.user_id, "user_id")
-    check_id(session.session_id, "session_id")
-    totals = session.metrics
-    figures = (
-        session.run_count,
-        totals.input_tokens,
-        totals.output_tokens,
-        totals.cache_read_tokens,
-        totals.cache_write_tokens,
-    )
-    if not all(0 <= figure <= MAX_SESSION_TOKENS for figure in figures):
-        raise InvalidInput(f"Session {session.session_id!r} has a run count or token total out of range.")
-    columns = (
-        check_name(session.name),
-        dump_json(session.state, "state"),
-        dump_json(session.metadata, "metadata"),
-        dump_json(session.agent.model_dump(), "agent") if session.agent is not None else None,
-        dump_json(session.summary.model_dump(), "summary") if session.summary is not None else None,
-        session.run_count,
-        _timestamp(session.created_at, "created_at"),
-        _timestamp(session.updated_at, "updated_at"),
-        *figures[1:],
-    )
-    runs = []
-    seen: set[str] = set()
-    for run in record.runs:
-        if run.session_id != session.session_id or run.run_id in seen:
-            raise InvalidInput(
-                f"Run {run.run_id!r} of session {session.session_id!r} names another session or comes twice; "
-                "each run of a record must be the session's own, once."
-            )
-        seen.add(run.run_id)
-        call_times = [_timestamp(call.created_at, "tool call created_at") for call in run.tool_calls]
-        runs.append((prepare_run(_new_run(run)), _timestamp(run.created_at, "run created_at"), call_times))
-    return _PreparedRecord(session.user_id, session.session_id, columns, runs)
-
-
-def _new_run(run: RunRecord) -> NewRun:
-    """The run as prepare_run takes it. The values are the stored ones, already typed by the record's
-    models; the input bounds of NewRun's fields are not applied again, so nothing stored is refused."""
-    return NewRun.model_construct(
-        run_id=run.run_id,
-        input=run.input,
-        content=run.content,
-        status=run.status,
-        messages=[NewMessage.model_construct(**dict(message)) for message in run.messages],
-        tool_calls=[
-            NewToolCall.model_construct(
-                tool_name=call.tool_name,
-                arguments=call.arguments,
-                result=call.result,
-                is_error=call.is_error,
-                duration_ms=call.duration_ms,
-                tool_call_id=call.tool_call_id,
-            )
-            for call in run.tool_calls
-        ],
-        metrics=RunMetrics.model_construct(**dict(run.metrics)),
-        error=run.error,
-    )
-
-
-def _timestamp(text: str, what: str) -> str:
-    try:
-        datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"{what} must be an ISO 8601 timestamp; got {text[:40]!r}.") from None
-    return text
-
-
-def _import(raw: sqlite3.Connection, users: UserDirectory, record: _PreparedRecord) -> int:
+def _import(raw: sqlite3.Connection, users: UserDirectory, record: PreparedRecord) -> int:
     user_pk = users.created_user_pk(raw, record.user_id)
     session_pk = find_session(raw, user_pk, record.session_id)
     if session_pk is None:

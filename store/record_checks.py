@@ -1,0 +1,97 @@
+"""A SessionRecord checked and serialized before any backend writes it (import_session): the same
+input rules as every write, plus what only a record can get wrong (timestamps, totals, runs of
+another session or twice)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .errors import InvalidInput
+from .limits import MAX_SESSION_TOKENS, check_id, check_name, dump_json
+from .models import NewMessage, NewRun, NewToolCall, RunMetrics
+from .records import RunRecord, SessionRecord
+from .sqlite_rows import PreparedRun, prepare_run
+
+
+@dataclass(frozen=True)
+class PreparedRecord:
+    """A record checked and serialized before its write transaction."""
+
+    user_id: str
+    session_id: str
+    columns: tuple[object, ...]
+    """The sessions columns after user_pk and session_id, in _SESSION_COLUMNS order."""
+    runs: list[tuple[PreparedRun, str, list[str]]]
+    """Each run, with its created_at and its tool calls' created_at."""
+
+
+def prepare_record(record: SessionRecord) -> PreparedRecord:
+    """The record checked as the store checks what it writes, and serialized; InvalidInput if it cannot be held."""
+    session = record.session
+    check_id(session.user_id, "user_id")
+    check_id(session.session_id, "session_id")
+    totals = session.metrics
+    figures = (
+        session.run_count,
+        totals.input_tokens,
+        totals.output_tokens,
+        totals.cache_read_tokens,
+        totals.cache_write_tokens,
+    )
+    if not all(0 <= figure <= MAX_SESSION_TOKENS for figure in figures):
+        raise InvalidInput(f"Session {session.session_id!r} has a run count or token total out of range.")
+    columns = (
+        check_name(session.name),
+        dump_json(session.state, "state"),
+        dump_json(session.metadata, "metadata"),
+        dump_json(session.agent.model_dump(), "agent") if session.agent is not None else None,
+        dump_json(session.summary.model_dump(), "summary") if session.summary is not None else None,
+        session.run_count,
+        _timestamp(session.created_at, "created_at"),
+        _timestamp(session.updated_at, "updated_at"),
+        *figures[1:],
+    )
+    runs = []
+    seen: set[str] = set()
+    for run in record.runs:
+        if run.session_id != session.session_id or run.run_id in seen:
+            raise InvalidInput(
+                f"Run {run.run_id!r} of session {session.session_id!r} names another session or comes twice; "
+                "each run of a record must be the session's own, once."
+            )
+        seen.add(run.run_id)
+        call_times = [_timestamp(call.created_at, "tool call created_at") for call in run.tool_calls]
+        runs.append((prepare_run(_new_run(run)), _timestamp(run.created_at, "run created_at"), call_times))
+    return PreparedRecord(session.user_id, session.session_id, columns, runs)
+
+
+def _new_run(run: RunRecord) -> NewRun:
+    """The run as prepare_run takes it. The values are the stored ones, already typed by the record's
+    models; the input bounds of NewRun's fields are not applied again, so nothing stored is refused."""
+    return NewRun.model_construct(
+        run_id=run.run_id,
+        input=run.input,
+        content=run.content,
+        status=run.status,
+        messages=[NewMessage.model_construct(**dict(message)) for message in run.messages],
+        tool_calls=[
+            NewToolCall.model_construct(
+                tool_name=call.tool_name,
+                arguments=call.arguments,
+                result=call.result,
+                is_error=call.is_error,
+                duration_ms=call.duration_ms,
+                tool_call_id=call.tool_call_id,
+            )
+            for call in run.tool_calls
+        ],
+        metrics=RunMetrics.model_construct(**dict(run.metrics)),
+        error=run.error,
+    )
+
+
+def _timestamp(text: str, what: str) -> str:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{what} must be an ISO 8601 timestamp; got {text[:40]!r}.") from None
+    return text
