@@ -60,19 +60,20 @@ async def search_user(
     scope = await _scope(conn, user_pk, num_sessions, exclude_session_id)
     rare = [word for word in words if not await _is_common(conn, user_pk, word)]
     chosen = rare or words
-    combinations = [" && "] + ([" || "] if len(chosen) > 1 else [])
+    passes = [" && "] + ([" || "] if len(chosen) > 1 else [])
     best: Found = []
     seen: set[tuple[str, int]] = set()
-    for operator in combinations:  # every word first, then any: each pass ranked, after the one before
+    for number, operator in enumerate(passes):  # every word first, then any
         if len(best) >= limit:
             break
         query = operator.join(f"plainto_tsquery('sessions_english', ${3 + index})" for index in range(len(chosen)))
+        bonus = float(len(passes) - 1 - number) if rare else 0.0  # scores are in [0, 1): a pass outscores the next
         matching: Found = []
         for table in _TABLES:
             sql = _matches(table, query, ranked=bool(rare), scope=scope.sql(3 + len(chosen)))
             for row in await conn.fetch(sql, user_pk, limit, *chosen, *scope.params):
                 if (table, row["pk"]) not in seen:
-                    matching.append(((table, row["pk"]), (row["score"], row["run_pk"])))
+                    matching.append(((table, row["pk"]), (bonus + row["score"], row["run_pk"])))
         for key, rank in heapq.nlargest(limit - len(best), matching, key=lambda hit: hit[1]):
             best.append((key, rank))
             seen.add(key)
@@ -80,7 +81,8 @@ async def search_user(
 
 
 def _matches(table: str, query: str, *, ranked: bool, scope: str) -> str:
-    score = "ts_rank_cd(search, q.q, 1)" if ranked else "0.0::float4"
+    # 1: divided by 1 + log(length), so long texts do not win by length alone; 32: rank / (rank + 1), in [0, 1)
+    score = "ts_rank_cd(search, q.q, 1 | 32)" if ranked else "0.0::float4"
     order = "score DESC, pk DESC" if ranked else "pk DESC"
     return (
         f"SELECT pk, run_pk, {score} AS score FROM {table}, (SELECT {query} AS q) q "
