@@ -10,7 +10,8 @@ from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server_sessions.store import SessionStore, SqliteStore, StoreError
+from mcp_server_sessions.store import SessionStore, StoreError
+from mcp_server_sessions.store.opening import open_store
 
 from .agent.gateway import ModelGateway
 from .context import AppContext
@@ -45,7 +46,7 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[AppContext]:
-        opened = store or await SqliteStore.open(settings.db_path)
+        opened = store or await open_configured_store(settings)
         gateway = ModelGateway(timeout_s=settings.model_timeout_s, max_retries=settings.model_max_retries)
         try:
             async with anyio.create_task_group() as background:
@@ -87,13 +88,18 @@ async def recover_interrupted_runs(store: SessionStore) -> None:
             logger.info("marked %d interrupted run(s) error", marked)
 
 
+async def open_configured_store(settings: Settings) -> SessionStore:
+    """The store `--db` names: a SQLite file (or :memory:), or a PostgreSQL database with the pool flags."""
+    return await open_store(settings.db_path, settings.pool)
+
+
 def serve(settings: Settings) -> None:
     anyio.run(_serve_stdio, settings)
 
 
 async def _serve_stdio(settings: Settings) -> None:
     # Opened before the transport starts, so a bad --db fails at once, not at the first request.
-    store = await SqliteStore.open(settings.db_path)
+    store = await open_configured_store(settings)
     session_loop = build_server(settings, store)._lowlevel_server  # the SDK's own stdio reader drops bad lines
     async with stdio_transport() as (read_stream, write_stream):
         await session_loop.run(read_stream, write_stream, session_loop.create_initialization_options())

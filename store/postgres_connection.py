@@ -103,10 +103,12 @@ class Database:
                 ) from None
 
     async def _once(self, body: "Callable[[Conn], Awaitable[T]]", write: bool) -> T:
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            isolation = "read_committed" if write else "repeatable_read"
-            async with conn.transaction(isolation=isolation, readonly=not write):
-                return await body(conn)
+        isolation = "read_committed" if write else "repeatable_read"
+        async with (
+            self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn,
+            conn.transaction(isolation=isolation, readonly=not write),  # type: ignore[arg-type]
+        ):
+            return await body(conn)
 
     async def close(self) -> None:
         try:

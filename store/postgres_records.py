@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from . import postgres_runs as runs
-from .models import RunMetrics
+from .models import StoredRunMetrics
 from .postgres_connection import Database
 from .postgres_runs import row_to_tool_call
 from .postgres_session_table import COLUMNS, OwnedSession, UserDirectory, find_session, row_to_session
@@ -81,7 +81,7 @@ async def _runs(conn: "Conn", session_pk: int, session_id: str) -> list[RunRecor
             input=from_db(row["input"]),
             content=optional_from_db(row["content"]),
             tool_calls=calls_by_run.get(row["pk"], []),
-            metrics=RunMetrics.model_validate_json(row["metrics"]),
+            metrics=StoredRunMetrics.model_validate_json(row["metrics"]),
             created_at=iso(row["created_at"]),
             error=optional_from_db(row["error"]),
             messages=by_run.get(row["pk"], []),
@@ -98,6 +98,7 @@ async def counts(db: Database) -> StoreCounts:
             "(SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM messages) AS messages, "
             "(SELECT count(*) FROM tool_calls) AS tool_calls"
         )
+        assert row is not None
         return StoreCounts(**dict(row))
 
     return await db.run(body, write=False)

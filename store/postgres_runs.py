@@ -213,6 +213,7 @@ def prepared_run(run: PreparedRun, session_id: str, created_at: datetime, calls_
 
 async def load_run(conn: "Conn", run_pk: int, session_id: str) -> Run:
     row = await conn.fetchrow("SELECT * FROM runs WHERE pk = $1", run_pk)
+    assert row is not None  # found in this transaction, which keeps it
     calls = await conn.fetch("SELECT * FROM tool_calls WHERE run_pk = $1 ORDER BY pk", run_pk)
     return Run(
         run_id=row["run_id"],

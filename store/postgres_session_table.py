@@ -109,6 +109,7 @@ async def load(conn: "Conn", session_pk: int, user_id: str, *, lock: bool = Fals
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM sessions s WHERE s.pk = $1{' FOR UPDATE' if lock else ''}", session_pk
     )
+    assert row is not None  # resolved in this transaction, which keeps it
     return row_to_session(row, user_id)
 
 
