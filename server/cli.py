@@ -85,7 +85,7 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     except InvalidInput as exc:
         parser.error(str(exc))
     if "://" in args.db and not args.db.startswith(("postgresql://", "postgres://")):
-        parser.error("--db (or MCP_SESSIONS_DB) takes a SQLite file path, :memory:, or a postgresql:// URL.")
+        refuse("--db (or MCP_SESSIONS_DB) takes a SQLite file path, :memory:, or a postgresql:// URL.")
     if args.pool_min > args.pool_max or not 0 < args.statement_timeout <= 86_400:
         parser.error(
             "--pool-min must not exceed --pool-max, and --statement-timeout must be over 0 and at most 86400 seconds."

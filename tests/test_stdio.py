@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -381,14 +382,28 @@ def test_a_bad_database_fails_at_start_without_waiting_for_a_client(tmp_path: Pa
     assert "--db" in start_and_expect_refusal(tmp_path, db, greet=False)
 
 
-def test_a_database_url_is_refused_rather_than_taken_for_a_file_name(tmp_path: Path) -> None:
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # nothing listens there once the probe closes
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "told"),
+    [
+        ("postgresql://user@127.0.0.1:{port}/sessions", 1, b"Cannot connect to PostgreSQL at 127.0.0.1:"),
+        ("sqlite://sessions.db", 2, b"takes a SQLite file path, :memory:, or a postgresql:// URL"),
+    ],
+)
+def test_a_database_url_is_never_taken_for_a_file_name(tmp_path: Path, url: str, status: int, told: bytes) -> None:
     result = subprocess.run(
-        [server_script(), "--db", "postgresql://user@host/sessions"],
+        [server_script(), "--db", url.format(port=_closed_port())],
         env=server_env(tmp_path, tmp_path / "unused.db"),
         cwd=tmp_path,
         capture_output=True,
         timeout=START_TIMEOUT,
         check=False,
     )
-    assert result.returncode == 2 and b"not supported yet" in result.stderr
-    assert not (tmp_path / "postgresql:").exists()
+    assert result.returncode == status and told in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not any(path.name.startswith(("postgresql:", "sqlite:")) for path in tmp_path.rglob("*"))
