@@ -19,6 +19,7 @@ from mcp_server_sessions.store import NewRun, SqliteStore
 from mcp_server_sessions.store.limits import RUN_LEASE_S
 from mcp_server_sessions.store.sqlite_schema import MIGRATIONS, migrate
 from tests.anthropic_double import MessagesDouble, text
+from tests.conftest import open_test_store
 from tests.helpers import call_ok
 
 pytestmark = pytest.mark.anyio
@@ -239,3 +240,30 @@ async def test_the_server_recovers_expired_runs_without_a_restart(db_path: Path)
         assert run_row(db_path, "r-abandoned") == ("error", INTERRUPTED, None)
         session = await call_ok(client, "get_session", session_id="s1")
         assert session["run_count"] == 1
+
+
+# -- on every backend: replicas on one store (PostgreSQL's leases run on the database's clock) ----
+
+
+async def test_on_every_backend_another_replica_marks_a_run_whose_lease_expired(sessions_db: str) -> None:
+    short, long = await open_test_store(sessions_db, lease_s=0.3), await open_test_store(sessions_db, lease_s=60)
+    try:
+        alice = short.for_user("alice")
+        await alice.start_session("s1")
+        await alice.begin_run("s1", "held", "question")
+        await long.for_user("alice").start_session("s2")
+        await long.for_user("alice").begin_run("s2", "fresh", "question")
+        assert await alice.renew_lease("s1", "held") is True
+        assert await short.for_user("bob").renew_lease("s1", "held") is False  # another user's run
+        assert await alice.renew_lease("s1", "no-such-run") is False
+        with anyio.fail_after(POLL_S):  # the lease lapses 0.3 s after its last renewal
+            while await long.recover_interrupted_runs() == 0:
+                await anyio.sleep(0.05)
+        late, stored = await alice.append_run("s1", finished("held"), finishing=True)
+        assert (late.status, late.error, stored) == ("error", INTERRUPTED, False)  # the crash's outcome stays
+        assert await alice.renew_lease("s1", "held") is False
+        fresh, stored = await long.for_user("alice").append_run("s2", finished("fresh"), finishing=True)
+        assert (fresh.status, stored) == ("completed", True)  # a live lease was left alone
+    finally:
+        await short.close()
+        await long.close()
