@@ -12,6 +12,9 @@ from .postgres_schema import migrate
 
 logger = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT_S = 10.0
+"""Longest a new connection may take (at start, and when the pool reconnects)."""
+
 
 def is_postgres_url(text: str) -> bool:
     return urlsplit(text).scheme in ("postgresql", "postgres")
@@ -27,6 +30,7 @@ async def open_pool(url: str, settings: PoolSettings | None = None) -> asyncpg.P
             min_size=settings.min_size,
             max_size=settings.max_size,
             statement_cache_size=100 if settings.statement_cache else 0,
+            timeout=CONNECT_TIMEOUT_S,
             server_settings={"statement_timeout": str(settings.statement_timeout_ms), "timezone": "UTC"},
         )
     except (ValueError, asyncpg.ClientConfigurationError, asyncpg.InterfaceError):
