@@ -119,8 +119,11 @@ class Sampler:
         self.persist_ms.append((t1 - t0) * 1000)
         self.load_ms.append((t2 - t1) * 1000)
 
-    def result(self, build: tuple[float, float], cold_load_s: float, path: pathlib.Path, runs: int) -> dict:
-        db_bytes, wal_bytes = _file_sizes(path)
+    def result(
+        self, build: tuple[float, float], cold_load_s: float, path: pathlib.Path | tuple[int, int], runs: int
+    ) -> dict:
+        """`path`: the SQLite file, or (db bytes, wal bytes) measured by the caller (a PostgreSQL database)."""
+        db_bytes, wal_bytes = _file_sizes(path) if isinstance(path, pathlib.Path) else path
         turns = [p + load for p, load in zip(self.persist_ms, self.load_ms, strict=True)]
         return {
             "samples": len(turns),

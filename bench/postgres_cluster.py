@@ -1,0 +1,138 @@
+"""One throwaway PostgreSQL cluster for the whole bench, started with the tests' own logic
+(tests/postgres_cluster.py: `initdb` + `pg_ctl` in a temporary directory, on a free port, as the
+`postgres` account when run as root), then restarted with the bench's settings, and torn down at the end.
+
+The tests run their cluster with fsync off; the bench does not. Its settings are PostgreSQL's
+defaults except `synchronous_commit = off`, the durability of the SQLite store beside it (WAL with
+`synchronous = NORMAL`: a commit returns before the WAL is flushed to disk; a crash may lose the last
+commits but never leaves the database inconsistent), `shared_buffers = 1GB` (the default 128MB is
+sized for a small machine) and `max_connections = 200`.
+
+Without the server binaries the PostgreSQL part of the bench is skipped with one line saying so,
+except when CI is set: then the bench fails, so CI cannot pass by not measuring PostgreSQL.
+Run: ``python -m bench.postgres_cluster`` starts one and prints its URL until Ctrl-C (to profile by hand).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+from tests.postgres_cluster import INSTALL, Cluster, server_binaries, start_cluster
+
+SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "max_connections": "200",
+    "shared_buffers": "1GB",
+    "synchronous_commit": "off",
+}
+
+__all__ = ["Cluster", "bench_cluster", "bytes_by_table", "create_database", "drop_database"]
+
+
+def _restart(cluster: Cluster) -> None:
+    cluster.stop()
+    options = f"-p {cluster.port} -k {cluster.directory} " + " ".join(f"-c {k}={v}" for k, v in SETTINGS.items())
+    log = str(cluster.directory / "server.log")
+    done = cluster.pg_ctl("-o", options, "-l", log, "-w", "-t", "60", "start")
+    if done.returncode != 0:
+        raise RuntimeError(f"pg_ctl start failed: {done.stderr}\n{cluster.log()}")
+
+
+@contextlib.contextmanager
+def bench_cluster(skip: bool = False) -> Iterator[tuple[Cluster | None, str]]:
+    """(a running cluster with the bench's settings, "") or, without the server binaries or when
+    `skip`, (None, why) after printing why in one line. Under CI missing binaries end the bench."""
+    if skip:
+        yield None, "not asked for"
+        return
+    if server_binaries() is None:
+        why = f"PostgreSQL server binaries (initdb, pg_ctl) not found: {INSTALL}"
+        if os.environ.get("CI"):
+            raise SystemExit(f"bench: the PostgreSQL benchmarks cannot be skipped in CI; {why}")
+        print(f"PostgreSQL benchmarks skipped: {why}", flush=True)
+        yield None, why
+        return
+    starting = start_cluster()
+    cluster = next(starting)
+    try:
+        _restart(cluster)
+        yield cluster, ""
+    finally:
+        starting.close()  # its finally stops the server (immediate) and removes the directory
+
+
+def described() -> dict[str, Any]:
+    return {"settings": dict(SETTINGS)}
+
+
+async def _connect(url: str) -> Any:
+    import asyncpg
+
+    return await asyncpg.connect(url)
+
+
+async def server_version(cluster: Cluster) -> str:
+    conn = await _connect(cluster.url())
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
+async def create_database(cluster: Cluster, name: str) -> str:
+    """A new empty database of the cluster (any of that name dropped first); its URL."""
+    conn = await _connect(cluster.url())
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return cluster.url(name)
+
+
+async def drop_database(cluster: Cluster, name: str) -> None:
+    conn = await _connect(cluster.url())
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def vacuum_analyze(url: str) -> None:
+    """VACUUM (ANALYZE) the whole database: planner statistics, the visibility map, and GIN pending
+    lists merged, as autovacuum leaves a database that has been in use."""
+    conn = await _connect(url)
+    try:
+        await conn.execute("VACUUM (ANALYZE)")
+    finally:
+        await conn.close()
+
+
+async def bytes_by_table(url: str) -> dict[str, int]:
+    """pg_total_relation_size (heap, TOAST and indexes) of each table of the public schema, largest first."""
+    conn = await _connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT c.relname, pg_total_relation_size(c.oid) AS size FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' "
+            "ORDER BY size DESC"
+        )
+    finally:
+        await conn.close()
+    return {row["relname"]: int(row["size"]) for row in rows}
+
+
+def main() -> None:
+    with bench_cluster() as (cluster, _):
+        if cluster is not None:
+            print(cluster.url(), flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.pause()
+
+
+if __name__ == "__main__":
+    main()
