@@ -388,6 +388,11 @@ def stored_runs(db: pathlib.Path, acknowledged: list[str]) -> dict[str, Any]:
     with sqlite3.connect(db) as connection:
         rows = [run_id for (run_id,) in connection.execute("SELECT run_id FROM runs")]
     connection.close()
+    return compare_runs(rows, acknowledged)
+
+
+def compare_runs(rows: list[str], acknowledged: list[str]) -> dict[str, Any]:
+    """The run_ids of a store's runs against the acknowledged record_run calls: each exactly once?"""
     stored, acked = set(rows), set(acknowledged)
     result = {
         "acknowledged": len(acknowledged),

@@ -229,6 +229,10 @@ class Backend:
     async def describe(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    async def explain_search(self, where: str, user_id: str, words: list[str]) -> list[dict[str, Any]] | None:
+        """The plans (with actual times) of the statements one search runs, where the store can tell."""
+        return None
+
 
 class SqliteBackend(Backend):
     key, name = "sqlite", "SQLite"
@@ -340,6 +344,41 @@ class PostgresBackend(Backend):
 
     async def describe(self) -> dict[str, Any]:
         return {"postgresql": await postgres_cluster.server_version(self.cluster), **postgres_cluster.described()}
+
+    async def explain_search(self, where: str, user_id: str, words: list[str]) -> list[dict[str, Any]] | None:
+        """EXPLAIN (ANALYZE, BUFFERS) of every statement of one search, through auto_explain on a
+        connection of the bench's own running the store's search function (untimed, diagnostics only)."""
+        import asyncpg
+
+        from mcp_server_sessions.store.limits import SEARCH_RESULTS
+        from mcp_server_sessions.store.postgres_search import search_user
+
+        conn = await asyncpg.connect(where, server_settings={"timezone": "UTC"})
+        plans: list[dict[str, Any]] = []
+
+        def noticed(_: Any, message: Any) -> None:
+            text = str(message.message)
+            if text.startswith("duration:"):
+                duration, _, plan = text.partition("\n")
+                plans.append({"duration": duration.split("  ")[0], "plan": plan.strip("\n")})
+
+        conn.add_log_listener(noticed)
+        try:
+            for setting in (
+                "LOAD 'auto_explain'",
+                "SET auto_explain.log_min_duration = 0",
+                "SET auto_explain.log_analyze = on",
+                "SET auto_explain.log_buffers = on",
+                "SET auto_explain.log_level = notice",
+            ):
+                await conn.execute(setting)
+            user_pk = await conn.fetchval("SELECT pk FROM users WHERE user_id = $1", user_id)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                await search_user(conn, user_pk, words, None, None, SEARCH_RESULTS)
+            await asyncio.sleep(0.05)  # notices arrive with the statements; let the last callbacks run
+        finally:
+            await conn.close()
+        return plans
 
 
 def _unlink_db(path: pathlib.Path) -> None:
@@ -542,6 +581,7 @@ async def time_searches(store: SessionStore, backend: Backend, where: str, cfg: 
     for kind, (description, _) in QUERY_KINDS.items():
         times: list[float] = []
         hits: list[int] = []
+        slowest: tuple[float, str, list[str]] = (0.0, "", [])
         for _ in range(cfg.queries):
             user, words = pick(kind)
             sessions = store.for_user(user)
@@ -549,6 +589,7 @@ async def time_searches(store: SessionStore, backend: Backend, where: str, cfg: 
             found = await sessions.search(" ".join(words))
             times.append((time.perf_counter() - t0) * 1000)
             hits.append(len(found))
+            slowest = max(slowest, (times[-1], user, words))
         counts = [await backend.match_counts(where, *pick(kind)) for _ in range(20)]
         out["kinds"][kind] = {
             "description": description,
@@ -558,6 +599,9 @@ async def time_searches(store: SessionStore, backend: Backend, where: str, cfg: 
             "matching_all_median": statistics.median(c[0] for c in counts),
             "matching_any_median": statistics.median(c[1] for c in counts),
         }
+        plans = await backend.explain_search(where, slowest[1], slowest[2])
+        if plans is not None:  # the slowest query of the kind, run again with its plans
+            out["kinds"][kind]["slowest"] = {"ms": slowest[0], "user": slowest[1], "words": slowest[2], "plans": plans}
     return out
 
 
