@@ -356,9 +356,9 @@ class PostgresBackend(Backend):
         conn = await asyncpg.connect(where, server_settings={"timezone": "UTC"})
         plans: list[dict[str, Any]] = []
 
-        def noticed(_: Any, message: Any) -> None:
+        def noticed(_: Any, message: Any) -> None:  # the driver's own type introspection left out
             text = str(message.message)
-            if text.startswith("duration:"):
+            if text.startswith("duration:") and "typeinfo_tree" not in text and "set_config(" not in text:
                 duration, _, plan = text.partition("\n")
                 plans.append({"duration": duration.split("  ")[0], "plan": plan.strip("\n")})
 
@@ -762,6 +762,8 @@ def figures_table(suite: dict[str, Any]) -> str:
             lines.append(f"\n{names[key]}: skipped ({why}).")
             continue
         lines.append(f"\n{names[key]}: " + _notes(result))
+        if slowest := slowest_searches(result):
+            lines.append(f"\nThe slowest {names[key]} search of each kind, run again under auto_explain:\n\n{slowest}")
     return "\n".join(lines)
 
 
@@ -779,6 +781,24 @@ def _notes(result: dict[str, Any]) -> str:
         f"Sections (s): {result['section_s']}; total {result['total_s']} s; load average "
         f"{_loads(result['load_average_at_start'])} at start, {_loads(result['load_average_at_end'])} at end."
     )
+
+
+def slowest_searches(result: dict[str, Any]) -> str:
+    """Per query kind, the slowest timed search re-run with its statements' plans: the costliest
+    statement's time and the top lines of its plan."""
+    lines = []
+    for kind, r in result["search"]["kinds"].items():
+        slowest = r.get("slowest")
+        if not slowest or not slowest["plans"]:
+            continue
+        costliest = max(slowest["plans"], key=lambda p: float(p["duration"].split()[1]))
+        plan = [line.strip() for line in costliest["plan"].splitlines() if not line.startswith("Query Text:")]
+        top = " / ".join(plan[:3])
+        lines.append(
+            f"- {kind} ({' '.join(slowest['words'])}, {slowest['user']}): {slowest['ms']:.1f} ms timed; "
+            f"re-run: {len(slowest['plans'])} statements, costliest {costliest['duration']}: {top}"
+        )
+    return "\n".join(lines)
 
 
 def backend_table(result: dict[str, Any]) -> str:
