@@ -37,7 +37,8 @@ class PostgresStore:
     @classmethod
     async def open(cls, url: str, pool: PoolSettings | None = None, *, lease_s: float = RUN_LEASE_S) -> "PostgresStore":
         """Open a pool on `url` (migrating the database as needed) and mark runs whose lease expired."""
-        db = Database(await open_pool(url, pool))
+        pool = pool or PoolSettings()
+        db = Database(await open_pool(url, pool), None if pool.statement_cache else pool.statement_timeout_ms)
         try:
             secret = await db.run(lambda conn: conn.fetchval("SELECT value FROM secrets WHERE name = 'cursor'"))
             store = cls(db, CursorSealer(bytes(secret)), lease_s)
@@ -80,11 +81,16 @@ class PostgresStore:
 
         async def body(conn: "Conn") -> int:
             written = 0
+            # Users met in this batch: the directory caches a pk only once committed, so a user this
+            # transaction inserts is looked up here, not through it, after the first time.
+            user_pks: dict[str, int] = {}
             sessions: dict[tuple[str, str], OwnedSession] = {}
             for user_id, session_id, run in prepared:
                 moment = now()
+                if user_id not in user_pks:
+                    user_pks[user_id] = await self._parts.users.created_user_pk(conn, user_id)
                 if (user_id, session_id) not in sessions:
-                    user_pk = await self._parts.users.created_user_pk(conn, user_id)
+                    user_pk = user_pks[user_id]
                     session_pk, _ = await start_session(conn, user_pk, session_id, moment)
                     sessions[user_id, session_id] = OwnedSession(user_pk, session_pk, session_id)
                 _, added = await runs.append(conn, sessions[user_id, session_id], run, False, moment)

@@ -7,6 +7,7 @@ that are idempotent by construction: a run is unique by its run_id, a session by
 conflicts PostgreSQL breaks (deadlock, serialization) are retried a few times.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -25,28 +26,41 @@ T = TypeVar("T")
 ACQUIRE_TIMEOUT_S = 30.0
 """Longest a call waits for a free pooled connection before it is told the store is busy."""
 CONFLICT_RETRIES = 3
+CLOSE_TIMEOUT_S = 10.0
 
 UNAVAILABLE = (
     "The PostgreSQL database cannot be reached right now (it may be restarting); retry in a moment, "
     "and tell the server's operator if it persists."
 )
+
+
+class _ConnectionLost(Exception):
+    """The connection closed under a call (asyncpg says so with an InterfaceError)."""
+
+
 _LOST = (
+    _ConnectionLost,
     OSError,
     asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,  # "connection is closed", "cannot perform operation: another operation is in progress"
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
 )
-_CONFLICT = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_CONFLICT = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.InvalidCachedStatementError,  # a cached statement outlived a schema change: it did not run
+)
 
 
 class Database:
     """A pool, and the one way the store's modules run SQL on it."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, statement_timeout_ms: int | None = None) -> None:
         self.pool = pool
+        self._statement_timeout_ms = statement_timeout_ms
+        """Set in each transaction (behind PgBouncer, where a connection's own settings do not hold)."""
 
     async def run(
         self,
@@ -95,7 +109,7 @@ class Database:
                     f"The database refused the write ({exc.__class__.__name__}); check the --db user's "
                     "privileges and that it is not a read-only replica."
                 ) from None
-            except asyncpg.PostgresError as exc:
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
                 logger.exception("PostgreSQL error")
                 raise StoreUnavailable(
                     f"The database failed the call ({exc.__class__.__name__}); nothing was written. "
@@ -104,14 +118,23 @@ class Database:
 
     async def _once(self, body: "Callable[[Conn], Awaitable[T]]", write: bool) -> T:
         isolation = "read_committed" if write else "repeatable_read"
-        async with (
-            self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn,
-            conn.transaction(isolation=isolation, readonly=not write),  # type: ignore[arg-type]
-        ):
-            return await body(conn)
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            try:
+                async with conn.transaction(isolation=isolation, readonly=not write):  # type: ignore[arg-type]
+                    if self._statement_timeout_ms is not None:
+                        await conn.execute(f"SET LOCAL statement_timeout = {int(self._statement_timeout_ms)}")
+                    return await body(conn)
+            except asyncpg.InterfaceError as exc:
+                # "connection is closed", "the underlying connection is closed": the server went away
+                # under the call (the proxy can no longer be asked, so its message is what tells)
+                if "closed" in str(exc):
+                    raise _ConnectionLost from None
+                raise
 
     async def close(self) -> None:
+        """Close the pool gracefully, or drop its connections if that fails or takes over CLOSE_TIMEOUT_S."""
         try:
-            await self.pool.close()
-        except (StoreError, *_LOST, asyncpg.PostgresError):
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self.pool.close()
+        except (StoreError, *_LOST, asyncpg.PostgresError, asyncpg.InterfaceError):
             self.pool.terminate()

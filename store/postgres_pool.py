@@ -31,7 +31,10 @@ async def open_pool(url: str, settings: PoolSettings | None = None) -> asyncpg.P
             max_size=settings.max_size,
             statement_cache_size=100 if settings.statement_cache else 0,
             timeout=CONNECT_TIMEOUT_S,
-            server_settings={"statement_timeout": str(settings.statement_timeout_ms), "timezone": "UTC"},
+            # Behind PgBouncer (no statement cache) a connection's own settings do not hold: the store sets
+            # the statement timeout in each transaction instead (postgres_connection.Database).
+            server_settings={"timezone": "UTC"}
+            | ({"statement_timeout": str(settings.statement_timeout_ms)} if settings.statement_cache else {}),
         )
     except (ValueError, asyncpg.ClientConfigurationError, asyncpg.InterfaceError):
         # Not the parser's message: it may quote the URL, password included.

@@ -121,20 +121,22 @@ async def import_session(db: Database, users: UserDirectory, record: SessionReco
 
     async def body(conn: "Conn") -> int:
         user_pk = await users.created_user_pk(conn, prepared.user_id)
-        session_pk = await find_session(conn, user_pk, prepared.session_id)
-        if session_pk is None:
-            session_pk = await conn.fetchval(
-                f"INSERT INTO sessions (user_pk, session_id, {_SESSION_COLUMNS}) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING pk",
-                user_pk,
-                prepared.session_id,
-                *values,
-            )
-        else:
-            assignments = ", ".join(
-                f"{column} = ${index}" for index, column in enumerate(_SESSION_COLUMNS.split(", "), 2)
-            )
-            await conn.execute(f"UPDATE sessions SET {assignments} WHERE pk = $1", session_pk, *values)
+        session_pk = None
+        while session_pk is None:  # found and held, or inserted; one deleted or inserted meanwhile: again
+            session_pk = await find_session(conn, user_pk, prepared.session_id, hold=True)
+            if session_pk is not None:
+                columns = _SESSION_COLUMNS.split(", ")
+                assignments = ", ".join(f"{column} = ${index}" for index, column in enumerate(columns, 2))
+                await conn.execute(f"UPDATE sessions SET {assignments} WHERE pk = $1", session_pk, *values)
+            else:
+                session_pk = await conn.fetchval(
+                    f"INSERT INTO sessions (user_pk, session_id, {_SESSION_COLUMNS}) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+                    "ON CONFLICT (user_pk, session_id) DO NOTHING RETURNING pk",
+                    user_pk,
+                    prepared.session_id,
+                    *values,
+                )
         session = OwnedSession(user_pk, session_pk, prepared.session_id)
         held = {row["run_id"] for row in await conn.fetch("SELECT run_id FROM runs WHERE session_pk = $1", session_pk)}
         added = 0
@@ -143,7 +145,7 @@ async def import_session(db: Database, users: UserDirectory, record: SessionReco
                 continue
             run_pk = await conn.fetchval(
                 "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pk",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_pk, run_id) DO NOTHING RETURNING pk",
                 session_pk,
                 run.run_id,
                 run.status,
@@ -153,15 +155,10 @@ async def import_session(db: Database, users: UserDirectory, record: SessionReco
                 optional_to_db(run.error),
                 timestamp(created_at),
             )
-            await runs.write_rows(conn, session, run_pk, run, timestamp(created_at))
-            if run.tool_calls:
-                await conn.execute(
-                    "UPDATE tool_calls SET created_at = t.created_at FROM unnest($2::timestamptz[]) "
-                    "WITH ORDINALITY AS t(created_at, n), (SELECT pk, row_number() OVER (ORDER BY pk) AS n "
-                    "FROM tool_calls WHERE run_pk = $1) c WHERE tool_calls.pk = c.pk AND c.n = t.n",
-                    run_pk,
-                    [timestamp(moment) for moment in call_times],
-                )
+            if run_pk is None:  # another copy added it meanwhile
+                continue
+            moments = [timestamp(moment) for moment in call_times]
+            await runs.write_rows(conn, session, run_pk, run, timestamp(created_at), moments)
             added += 1
         return added
 

@@ -146,8 +146,16 @@ async def mark_expired(conn: "Conn") -> int:
     return len(marked)
 
 
-async def write_rows(conn: "Conn", session: OwnedSession, run_pk: int, run: PreparedRun, moment: datetime) -> None:
-    """The run's messages and tool calls, with their search vectors."""
+async def write_rows(
+    conn: "Conn",
+    session: OwnedSession,
+    run_pk: int,
+    run: PreparedRun,
+    moment: datetime,
+    call_times: list[datetime] | None = None,
+) -> None:
+    """The run's messages and tool calls (created at `moment`, or each at its `call_times`), with their
+    search vectors."""
     if run.messages:
         await conn.execute(
             _INSERT_MESSAGES,
@@ -160,27 +168,21 @@ async def write_rows(conn: "Conn", session: OwnedSession, run_pk: int, run: Prep
             [m.is_tool for m in run.messages],
         )
     if run.tool_calls:
-        await insert_tool_calls(conn, session, run_pk, run, [moment] * len(run.tool_calls))
-
-
-async def insert_tool_calls(
-    conn: "Conn", session: OwnedSession, run_pk: int, run: PreparedRun, created: list[datetime]
-) -> None:
-    calls = run.tool_calls
-    await conn.execute(
-        _INSERT_TOOL_CALLS,
-        session.user_pk,
-        session.session_pk,
-        run_pk,
-        [to_db(c.tool_call_id) for c in calls],
-        [to_db(c.tool_name) for c in calls],
-        [c.arguments for c in calls],
-        [c.result for c in calls],
-        [c.is_error for c in calls],
-        [c.duration_ms for c in calls],
-        created,
-        [to_db(c.search_text) for c in calls],
-    )
+        calls = run.tool_calls
+        await conn.execute(
+            _INSERT_TOOL_CALLS,
+            session.user_pk,
+            session.session_pk,
+            run_pk,
+            [to_db(c.tool_call_id) for c in calls],
+            [to_db(c.tool_name) for c in calls],
+            [c.arguments for c in calls],
+            [c.result for c in calls],
+            [c.is_error for c in calls],
+            [c.duration_ms for c in calls],
+            call_times or [moment] * len(calls),
+            [to_db(c.search_text) for c in calls],
+        )
 
 
 def prepared_run(run: PreparedRun, session_id: str, created_at: datetime, calls_at: datetime) -> Run:

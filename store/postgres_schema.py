@@ -144,47 +144,47 @@ LATEST_VERSION = max(m.version for m in MIGRATIONS)
 
 
 async def migrate(conn: "Conn", migrations: tuple[PgMigration, ...] = MIGRATIONS) -> int:
-    """Bring the database up to the newest schema; returns the version it is at afterwards."""
+    """Bring the database up to the newest schema; returns the version it is at afterwards.
+
+    Each migration is one transaction that first takes the migration lock (a transaction-level
+    advisory lock, so nothing outlives the transaction even behind PgBouncer) and reads the version
+    under it: replicas starting at once wait for each other and apply each migration once.
+    """
     latest = max(m.version for m in migrations)
     current = 0
     step = "waiting for another server's migration"
     try:
-        await conn.execute("SET statement_timeout = 0")  # another replica may be migrating: wait for it
-        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
-        try:
-            step = "creating schema_migrations"
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            current = await _current_version(conn)
-            if current > latest:
-                raise SchemaTooNew(
-                    f"The database has schema version {current}, newer than this server's {latest}; "
-                    "upgrade mcp-server-sessions or point --db at another database."
+        while True:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL statement_timeout = 0")  # another replica may be migrating
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                step = "creating schema_migrations"
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
                 )
-            for migration in sorted(migrations, key=lambda m: m.version):
-                if migration.version <= current:
-                    continue
-                step = f"schema migration {migration.version} ({migration.name})"
-                async with conn.transaction():
-                    for statement in migration.statements:
-                        await conn.execute(statement)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        migration.version,
-                        migration.name,
+                current = await _current_version(conn)
+                if current > latest:
+                    raise SchemaTooNew(
+                        f"The database has schema version {current}, newer than this server's {latest}; "
+                        "upgrade mcp-server-sessions or point --db at another database."
                     )
-                current = migration.version
-            return current
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
-            await conn.execute("RESET statement_timeout")
+                pending = sorted((m for m in migrations if m.version > current), key=lambda m: m.version)
+                if not pending:
+                    return current
+                migration = pending[0]
+                step = f"schema migration {migration.version} ({migration.name})"
+                for statement in migration.statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", migration.version, migration.name
+                )
+            current = migration.version
     except asyncpg.PostgresError as exc:
         raise MigrationFailed(
             f"Migrating the database failed while {step} ({exc.__class__.__name__}) and was rolled back, "
             f"leaving it at version {current}; check the privileges of the --db user (it must be able to "
-            "create tables and the unaccent extension)."
+            "create tables and the unaccent and btree_gin extensions)."
         ) from exc
 
 

@@ -58,7 +58,8 @@ async def search_user(
 ) -> list[SearchHit]:
     """Hits for `words`: rows with all of them first, then those with any, to fill `limit`."""
     scope = await _scope(conn, user_pk, num_sessions, exclude_session_id)
-    rare = [word for word in words if not await _is_common(conn, user_pk, word)]
+    common = await _common_words(conn, user_pk, words)
+    rare = [word for word in words if word not in common]
     chosen = rare or words
     passes = [" && "] + ([" || "] if len(chosen) > 1 else [])
     best: Found = []
@@ -110,19 +111,21 @@ async def _scope(conn: "Conn", user_pk: int, num_sessions: int | None, exclude_s
     return scope
 
 
-async def _is_common(conn: "Conn", user_pk: int, word: str) -> bool:
-    """Whether more than COMMON_WORD_MATCHES of the user's messages (or of its tool calls) hold `word`."""
-    for table in _TABLES:
-        count = await conn.fetchval(
-            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE user_pk = $1 "
-            "AND search @@ plainto_tsquery('sessions_english', $2) LIMIT $3) matches",
-            user_pk,
-            word,
-            COMMON_WORD_MATCHES + 1,
-        )
-        if count > COMMON_WORD_MATCHES:
-            return True
-    return False
+async def _common_words(conn: "Conn", user_pk: int, words: list[str]) -> set[str]:
+    """The words in more than COMMON_WORD_MATCHES of the user's messages (or of its tool calls), counted
+    in one statement; each count stops there."""
+    counts = ", ".join(
+        f"(SELECT count(*) FROM (SELECT 1 FROM {table} WHERE user_pk = $1 AND search @@ "
+        "plainto_tsquery('sessions_english', w.word) LIMIT $3) m)"
+        for table in _TABLES
+    )
+    rows = await conn.fetch(
+        f"SELECT w.word, greatest({counts}) AS matches FROM unnest($2::text[]) AS w(word)",
+        user_pk,
+        words,
+        COMMON_WORD_MATCHES + 1,
+    )
+    return {row["word"] for row in rows if row["matches"] > COMMON_WORD_MATCHES}
 
 
 async def _hits(conn: "Conn", best: Found, words: list[str]) -> list[SearchHit]:

@@ -46,6 +46,8 @@ class UserDirectory:
         self._known: dict[str, int] = {}
 
     async def user_pk(self, conn: "Conn", user_id: str) -> int | None:
+        """The user's pk, or None. A pk found is cached, so call this before the transaction could have
+        inserted the user itself (a rolled-back insert must not be remembered)."""
         user_pk = self._known.get(user_id)
         if user_pk is None:
             user_pk = await conn.fetchval("SELECT pk FROM users WHERE user_id = $1", user_id)
@@ -62,17 +64,25 @@ class UserDirectory:
             user_pk = int(await conn.fetchval("SELECT pk FROM users WHERE user_id = $1", user_id))
         return user_pk
 
-    async def session(self, conn: "Conn", user_id: str, session_id: str) -> OwnedSession:
-        """The user's session `session_id`. Raises SessionNotFound for an unknown user or session."""
+    async def session(self, conn: "Conn", user_id: str, session_id: str, *, hold: bool = False) -> OwnedSession:
+        """The user's session `session_id` (`hold`: kept from being deleted until this write transaction
+        ends). Raises SessionNotFound for an unknown user or session."""
         user_pk = await self.user_pk(conn, user_id)
-        session_pk = None if user_pk is None else await find_session(conn, user_pk, session_id)
+        session_pk = None if user_pk is None else await find_session(conn, user_pk, session_id, hold=hold)
         if user_pk is None or session_pk is None:
             raise SessionNotFound(session_id)
         return OwnedSession(user_pk, session_pk, session_id)
 
 
-async def find_session(conn: "Conn", user_pk: int, session_id: str) -> int | None:
-    pk = await conn.fetchval("SELECT pk FROM sessions WHERE user_pk = $1 AND session_id = $2", user_pk, session_id)
+async def find_session(conn: "Conn", user_pk: int, session_id: str, *, hold: bool = False) -> int | None:
+    """The pk of the user's session `session_id`, if it exists. `hold` (write transactions only) keeps the
+    row from being deleted until the transaction ends (a delete waits, or committed first and it is None),
+    so the rows a write adds never point at a session deleted meanwhile."""
+    pk = await conn.fetchval(
+        f"SELECT pk FROM sessions WHERE user_pk = $1 AND session_id = $2{' FOR KEY SHARE' if hold else ''}",
+        user_pk,
+        session_id,
+    )
     return None if pk is None else int(pk)
 
 
@@ -82,32 +92,30 @@ async def start(
     """The pk of the user's session `session_id`, and whether it was created now (with `new`'s fields).
 
     Two replicas starting one session at once: the unique (user, session id) makes one insert win,
-    and the other finds its row.
+    and the other finds its row (held, as `find_session`); one deleted in between is started anew.
     """
-    session_pk = await find_session(conn, user_pk, session_id)
-    if session_pk is not None:
-        return session_pk, False
-    inserted = await conn.fetchval(
-        "INSERT INTO sessions (user_pk, session_id, name, state, metadata, agent, created_at, updated_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (user_pk, session_id) DO NOTHING RETURNING pk",
-        user_pk,
-        session_id,
-        optional_to_db(new.name),
-        new.state_json,
-        new.metadata_json,
-        new.agent_json,
-        moment,
-    )
-    if inserted is not None:
-        return int(inserted), True
-    found = await find_session(conn, user_pk, session_id)
-    assert found is not None
-    return found, False
+    while True:
+        session_pk = await find_session(conn, user_pk, session_id, hold=True)
+        if session_pk is not None:
+            return session_pk, False
+        inserted = await conn.fetchval(
+            "INSERT INTO sessions (user_pk, session_id, name, state, metadata, agent, created_at, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (user_pk, session_id) DO NOTHING RETURNING pk",
+            user_pk,
+            session_id,
+            optional_to_db(new.name),
+            new.state_json,
+            new.metadata_json,
+            new.agent_json,
+            moment,
+        )
+        if inserted is not None:
+            return int(inserted), True
 
 
 async def load(conn: "Conn", session_pk: int, user_id: str, *, lock: bool = False) -> Session:
     row = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM sessions s WHERE s.pk = $1{' FOR UPDATE' if lock else ''}", session_pk
+        f"SELECT {COLUMNS} FROM sessions s WHERE s.pk = $1{' FOR NO KEY UPDATE' if lock else ''}", session_pk
     )
     assert row is not None  # resolved in this transaction, which keeps it
     return row_to_session(row, user_id)

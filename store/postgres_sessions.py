@@ -65,6 +65,10 @@ class PostgresUserSessions:
     async def _session(self, conn: "Conn", session_id: str) -> OwnedSession:
         return await self._parts.users.session(conn, self._user_id, session_id)
 
+    async def _held_session(self, conn: "Conn", session_id: str) -> OwnedSession:
+        """For a write: the session, kept from a concurrent delete until the write commits."""
+        return await self._parts.users.session(conn, self._user_id, session_id, hold=True)
+
     # -- sessions ---------------------------------------------------------------------
 
     async def start_session(
@@ -128,7 +132,7 @@ class PostgresUserSessions:
         change = SessionChange.checked(name, metadata, state, merge_state, agent)
 
         async def body(conn: "Conn") -> Session:
-            session = await self._session(conn, session_id)
+            session = await self._held_session(conn, session_id)
             return await sessions.update(conn, session.session_pk, self._user_id, change)
 
         return await self._parts.db.run(body)
@@ -138,6 +142,7 @@ class PostgresUserSessions:
 
         async def body(conn: "Conn") -> None:
             session = await self._session(conn, session_id)
+            await conn.execute("SET LOCAL statement_timeout = 0")  # a session of any size can be deleted
             await conn.execute("DELETE FROM sessions WHERE pk = $1", session.session_pk)
 
         await self._parts.db.run(body, repeatable=False)
@@ -146,7 +151,7 @@ class PostgresUserSessions:
         summary_json = dump_json(summary.model_dump(), "summary")
 
         async def body(conn: "Conn") -> Session:
-            session = await self._session(conn, session_id)
+            session = await self._held_session(conn, session_id)
             return await sessions.set_summary(conn, session.session_pk, self._user_id, summary_json)
 
         return await self._parts.db.run(body)
@@ -161,7 +166,7 @@ class PostgresUserSessions:
         async def body(conn: "Conn") -> tuple[Run, bool]:
             moment = now()
             if finishing:  # a begun run ends in its own session only, never in a re-created one
-                session = await self._session(conn, session_id)
+                session = await self._held_session(conn, session_id)
             else:
                 user_pk = await self._parts.users.created_user_pk(conn, self._user_id)
                 session_pk, _ = await sessions.start(conn, user_pk, session_id, moment)
@@ -174,7 +179,7 @@ class PostgresUserSessions:
         check_id(run_id, "run_id")
 
         async def body(conn: "Conn") -> Run:
-            session = await self._session(conn, session_id)
+            session = await self._held_session(conn, session_id)
             return await runs.begin(conn, session, run_id, input, self._parts.lease_s, now())
 
         return await self._parts.db.run(body, repeatable=False)

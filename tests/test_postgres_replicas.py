@@ -16,6 +16,8 @@ import asyncpg
 import httpx
 import pytest
 
+from mcp_server_sessions.store import NewRun, SessionNotFound
+from mcp_server_sessions.store.postgres import PostgresStore
 from tests.http_server import MCP_HEADERS, HttpServer, add_token, answer, bearer, start_http_server, tool_call
 from tests.postgres_cluster import Cluster, start_cluster
 
@@ -208,3 +210,53 @@ async def test_two_replicas_lose_no_run_and_keep_every_state_merge(tmp_path: Pat
     finally:
         await conn.close()
     assert state == {f"w{n}-{turn}": turn for n in range(8) for turn in range(12)}
+
+
+async def waiting_on_a_lock(url: str) -> None:
+    """Bounded polling until some statement of the database waits for a row lock."""
+    conn = await asyncpg.connect(url)
+    try:
+        with anyio.fail_after(30):
+            while not await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+                await anyio.sleep(0.02)
+    finally:
+        await conn.close()
+
+
+async def test_a_write_racing_a_delete_on_another_replica_sees_the_session_gone(cluster: Cluster) -> None:
+    url = await new_database(cluster, "racing")
+    store = await PostgresStore.open(url)
+    other_replica = await asyncpg.connect(url)
+    try:
+        alice = store.for_user("alice")
+        for session_id in ("updated", "recorded"):
+            await alice.start_session(session_id)
+        for session_id, write in [
+            ("updated", lambda: alice.update_session("updated", state={"k": 1})),
+            ("recorded", lambda: alice.append_run("recorded", NewRun.recorded("q", "a", run_id="r1"))),
+        ]:
+            deleting = other_replica.transaction()
+            await deleting.start()
+            await other_replica.execute("DELETE FROM sessions WHERE session_id = $1", session_id)
+            async with anyio.create_task_group() as group:
+                outcome: list[object] = []
+
+                async def attempt(write: Any = write, outcome: list[object] = outcome) -> None:
+                    try:
+                        outcome.append(await write())
+                    except SessionNotFound as exc:
+                        outcome.append(exc)
+
+                group.start_soon(attempt)
+                await waiting_on_a_lock(url)  # the write holds off until the delete is decided
+                await deleting.commit()
+            [result] = outcome
+            if session_id == "updated":
+                assert isinstance(result, SessionNotFound), result  # not an assertion or a driver error
+            else:  # a recorded run starts its session again, as on SQLite
+                run, stored = result  # type: ignore[misc]
+                assert stored and run.run_id == "r1"
+                assert (await alice.get_session("recorded")).run_count == 1
+    finally:
+        await other_replica.close()
+        await store.close()
