@@ -6,7 +6,6 @@ Each function runs inside the caller's transaction. Changes to a session lock it
 """
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from .limits import MAX_SESSION_TOKENS
 from .models import Session, SessionMetrics, SessionPage, SessionSummary, StoredAgentConfig
 from .pages import fill_page
 from .postgres_values import iso, now, optional_from_db, optional_to_db, timestamp, to_db
+from .sqlite_identity import OwnedSession as OwnedSession  # the same resolved session on both backends
 from .sqlite_session_table import EMPTY, NewSession, SessionChange, SessionQuery
 
 if TYPE_CHECKING:
@@ -28,15 +28,6 @@ COLUMNS = (
     "s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_write_tokens"
 )
 _ASCII_LOWER = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
-
-
-@dataclass(frozen=True)
-class OwnedSession:
-    """A session resolved for its owner, with what its cursors are bound to."""
-
-    user_pk: int
-    session_pk: int
-    session_id: str
 
 
 class UserDirectory:

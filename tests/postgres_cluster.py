@@ -60,6 +60,26 @@ class Cluster:
     def stop(self, mode: str = "fast") -> None:
         self.pg_ctl("-m", mode, "-w", "stop")
 
+    async def create_database(self, name: str) -> str:
+        """A new, empty database of the cluster; its URL."""
+        import asyncpg
+
+        admin = await asyncpg.connect(self.url())
+        try:
+            await admin.execute(f"CREATE DATABASE {name}")
+        finally:
+            await admin.close()
+        return self.url(name)
+
+    async def drop_database(self, name: str) -> None:
+        import asyncpg
+
+        admin = await asyncpg.connect(self.url())
+        try:
+            await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+
     def log(self) -> str:
         path = self.directory / "server.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""

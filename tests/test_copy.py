@@ -11,7 +11,6 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from mcp_server_sessions.store.opening import open_store
@@ -37,13 +36,8 @@ def cluster() -> Iterator[Cluster]:
 async def database(cluster: Cluster) -> AsyncIterator[str]:
     """The URL of a new, empty database of the cluster, dropped afterwards."""
     name = f"copy_{next(_names)}"
-    admin = await asyncpg.connect(cluster.url())
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield cluster.url(name)
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    yield await cluster.create_database(name)
+    await cluster.drop_database(name)
 
 
 @pytest.fixture

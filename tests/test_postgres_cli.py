@@ -18,13 +18,7 @@ _names = itertools.count()
 
 
 async def new_database(cluster: Cluster) -> str:
-    name = f"cli_{next(_names)}"
-    admin = await asyncpg.connect(cluster.url())
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    return cluster.url(name)
+    return await cluster.create_database(f"cli_{next(_names)}")
 
 
 @pytest.mark.parametrize("flags", [(), ("--no-statement-cache", "--pool-min", "1", "--pool-max", "2")])

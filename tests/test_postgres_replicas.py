@@ -36,15 +36,6 @@ def cluster() -> Iterator[Cluster]:
     yield from start_cluster()
 
 
-async def new_database(cluster: Cluster, name: str) -> str:
-    admin = await asyncpg.connect(cluster.url())
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    return cluster.url(name)
-
-
 @dataclass
 class Writer:
     """One client recording runs with its own run ids, and what the servers answered it."""
@@ -113,7 +104,7 @@ async def until(condition: Any, what: str, timeout: float = TIMEOUT) -> None:
 
 
 async def test_postgres_crashing_in_a_write_storm_loses_no_acknowledged_run(tmp_path: Path, cluster: Cluster) -> None:
-    url = await new_database(cluster, "storm")
+    url = await cluster.create_database("storm")
     tokens = tmp_path / "tokens"
     writers = [Writer(number, add_token(tokens, f"user-{number}")) for number in range(WRITERS)]
     server = start_http_server(tmp_path, url, "--tokens", str(tokens), "--pool-max", "4")
@@ -148,7 +139,7 @@ async def test_postgres_crashing_in_a_write_storm_loses_no_acknowledged_run(tmp_
 
 
 async def test_two_replicas_lose_no_run_and_keep_every_state_merge(tmp_path: Path, cluster: Cluster) -> None:
-    url = await new_database(cluster, "replicas")
+    url = await cluster.create_database("replicas")
     tokens = tmp_path / "tokens"
     token = add_token(tokens, "team")
     writers = [Writer(number, token) for number in range(8)]
@@ -224,7 +215,7 @@ async def waiting_on_a_lock(url: str) -> None:
 
 
 async def test_a_write_racing_a_delete_on_another_replica_sees_the_session_gone(cluster: Cluster) -> None:
-    url = await new_database(cluster, "racing")
+    url = await cluster.create_database("racing")
     store = await PostgresStore.open(url)
     other_replica = await asyncpg.connect(url)
     try:

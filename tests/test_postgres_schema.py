@@ -34,13 +34,8 @@ def cluster() -> Iterator[Cluster]:
 async def database(cluster: Cluster) -> AsyncIterator[str]:
     """The URL of a new, empty database of the cluster, dropped afterwards."""
     name = f"test_{next(_names)}"
-    admin = await asyncpg.connect(cluster.url())
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield cluster.url(name)
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    yield await cluster.create_database(name)
+    await cluster.drop_database(name)
 
 
 async def test_a_new_database_is_migrated_to_the_latest_version_once(database: str) -> None:
