@@ -26,7 +26,7 @@ store on a fresh file or database per fixture, imports into it, and reads its st
    handful. `store.for_user(user).search(query)` for a common word, a mid-frequency word, a rare word, and
    two two-word queries, each over many queries that vary the user and the words. If building the
    corpus takes longer than its store's build budget (SQLite 180 s; PostgreSQL, whose import is
-   several times slower, 900 s), it stops adding sessions and the output says REDUCED with the
+   several times slower, 1,200 s), it stops adding sessions and the output says REDUCED with the
    size actually built.
 5. Bytes per run at the largest L, split by table: on SQLite the file (db + wal after a
    checkpoint), on PostgreSQL the tables' pg_total_relation_size (heap, TOAST and indexes).
@@ -103,7 +103,7 @@ FULL = Config(
     runs_per_session=50,
     queries=200,
     build_budget_s=180.0,
-    pg_build_budget_s=900.0,
+    pg_build_budget_s=1200.0,
 )
 QUICK = Config(
     mode="quick",
