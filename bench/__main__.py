@@ -1,4 +1,4 @@
-"""Every benchmark in one command: ``python -m bench`` (about 45 minutes on 2 cores, most of it
+"""Every benchmark in one command: ``python -m bench`` (about 40 minutes on 2 cores, half of it
 building PostgreSQL's fixtures) or ``python -m bench --quick`` (about two minutes, run by CI so the
 benchmarks never rot).
 
