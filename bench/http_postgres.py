@@ -212,7 +212,7 @@ async def measure_one(
     with tempfile.TemporaryDirectory(prefix="bench-http-pg-") as tmp:
         workdir = pathlib.Path(tmp)
         name = f"http_{count}_replicas"
-        url = await postgres_cluster.create_database(cluster, name)
+        url = await cluster.create_database(name)
         tokens_file = workdir / "tokens"
         tokens = write_tokens(tokens_file, max(TOKEN_USERS, clients))
         try:
@@ -230,7 +230,7 @@ async def measure_one(
                     await turns.close()
             stored = compare_runs(await stored_run_ids(url), turns.acknowledged)
         finally:
-            await postgres_cluster.drop_database(cluster, name)
+            await cluster.drop_database(name)
     done = len(turns.turn_ms)
     calls = {name: c.summary(wall_s) for name, c in turns.calls.items()}
     per_turn = 1000 / done if done else float("nan")

@@ -1,6 +1,7 @@
 """One throwaway PostgreSQL cluster for the whole bench, started with the tests' own logic
 (tests/postgres_cluster.py: `initdb` + `pg_ctl` in a temporary directory, on a free port, as the
 `postgres` account when run as root), then restarted with the bench's settings, and torn down at the end.
+Its databases are made and dropped with the tests' `Cluster.create_database` and `drop_database`.
 
 The tests run their cluster with fsync off; the bench does not. Its settings are PostgreSQL's
 defaults except `synchronous_commit = off`, the durability of the SQLite store beside it (WAL with
@@ -44,7 +45,7 @@ SETTINGS = {
     "track_io_timing": "on",
 }
 
-__all__ = ["Cluster", "bench_cluster", "bytes_by_table", "create_database", "drop_database"]
+__all__ = ["Cluster", "bench_cluster", "bytes_by_table", "vacuum_analyze"]
 
 
 def _restart(cluster: Cluster) -> None:
@@ -95,25 +96,6 @@ async def server_version(cluster: Cluster) -> str:
     conn = await _connect(cluster.url())
     try:
         return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
-
-
-async def create_database(cluster: Cluster, name: str) -> str:
-    """A new empty database of the cluster (any of that name dropped first); its URL."""
-    conn = await _connect(cluster.url())
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return cluster.url(name)
-
-
-async def drop_database(cluster: Cluster, name: str) -> None:
-    conn = await _connect(cluster.url())
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
 

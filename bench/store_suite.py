@@ -301,7 +301,7 @@ class PostgresBackend(Backend):
         return cfg.pg_build_budget_s
 
     async def fresh(self, fixture: str) -> str:
-        return await postgres_cluster.create_database(self.cluster, fixture.replace("-", "_"))
+        return await self.cluster.create_database(fixture.replace("-", "_"))
 
     async def open(self, where: str) -> SessionStore:
         from mcp_server_sessions.store.postgres import PostgresStore
@@ -340,7 +340,7 @@ class PostgresBackend(Backend):
         return counts[0], counts[1]
 
     async def discard(self, where: str) -> None:
-        await postgres_cluster.drop_database(self.cluster, where.rsplit("/", 1)[1])
+        await self.cluster.drop_database(where.rsplit("/", 1)[1])
 
     async def describe(self) -> dict[str, Any]:
         return {"postgresql": await postgres_cluster.server_version(self.cluster), **postgres_cluster.described()}
