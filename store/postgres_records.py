@@ -13,11 +13,10 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from . import postgres_runs as runs
-from .models import StoredRunMetrics
 from .postgres_connection import Database
-from .postgres_runs import row_to_tool_call
+from .postgres_runs import row_to_run, row_to_tool_call
 from .postgres_session_table import COLUMNS, OwnedSession, UserDirectory, find_session, row_to_session
-from .postgres_values import from_db, iso, optional_from_db, optional_to_db, timestamp, to_db
+from .postgres_values import from_db, optional_to_db, timestamp
 from .record_checks import prepare_record
 from .records import RecordedMessage, RunRecord, SessionRecord, StoreCounts
 
@@ -75,16 +74,7 @@ async def _runs(conn: "Conn", session_pk: int, session_id: str) -> list[RunRecor
         calls_by_run.setdefault(call["run_pk"], []).append(row_to_tool_call(call, run_ids[call["run_pk"]]))
     return [
         RunRecord(
-            run_id=row["run_id"],
-            session_id=session_id,
-            status=row["status"],
-            input=from_db(row["input"]),
-            content=optional_from_db(row["content"]),
-            tool_calls=calls_by_run.get(row["pk"], []),
-            metrics=StoredRunMetrics.model_validate_json(row["metrics"]),
-            created_at=iso(row["created_at"]),
-            error=optional_from_db(row["error"]),
-            messages=by_run.get(row["pk"], []),
+            **dict(row_to_run(row, session_id, calls_by_run.get(row["pk"], []))), messages=by_run.get(row["pk"], [])
         )
         for row in rows
     ]
@@ -143,18 +133,7 @@ async def import_session(db: Database, users: UserDirectory, record: SessionReco
         for run, created_at, call_times in prepared.runs:
             if run.run_id in held:
                 continue
-            run_pk = await conn.fetchval(
-                "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_pk, run_id) DO NOTHING RETURNING pk",
-                session_pk,
-                run.run_id,
-                run.status,
-                to_db(run.input),
-                optional_to_db(run.content),
-                run.metrics,
-                optional_to_db(run.error),
-                timestamp(created_at),
-            )
+            run_pk = await runs.insert_run(conn, session_pk, run, timestamp(created_at))
             if run_pk is None:  # another copy added it meanwhile
                 continue
             moments = [timestamp(moment) for moment in call_times]

@@ -73,18 +73,7 @@ async def append(
             return prepared_run(run, session.session_id, existing["created_at"], moment), True
         if existing is not None:
             return await load_run(conn, existing["pk"], session.session_id), False
-    run_pk = await conn.fetchval(
-        "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_pk, run_id) DO NOTHING RETURNING pk",
-        session.session_pk,
-        run.run_id,
-        run.status,
-        to_db(run.input),
-        optional_to_db(run.content),
-        run.metrics,
-        optional_to_db(run.error),
-        moment,
-    )
+    run_pk = await insert_run(conn, session.session_pk, run, moment)
     if run_pk is None:
         existing = await conn.fetchrow(
             "SELECT pk, status FROM runs WHERE session_pk = $1 AND run_id = $2", session.session_pk, run.run_id
@@ -96,6 +85,24 @@ async def append(
     await write_rows(conn, session, run_pk, run, moment)
     await sessions.add_runs(conn, session.session_pk, 1, run.tokens, moment)
     return prepared_run(run, session.session_id, moment, moment), True
+
+
+async def insert_run(conn: "Conn", session_pk: int, run: PreparedRun, created_at: datetime) -> int | None:
+    """The new run row's pk; None when the session already holds a run with this run_id (written by
+    another call, which this one waited for if it was still writing)."""
+    run_pk = await conn.fetchval(
+        "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_pk, run_id) DO NOTHING RETURNING pk",
+        session_pk,
+        run.run_id,
+        run.status,
+        to_db(run.input),
+        optional_to_db(run.content),
+        run.metrics,
+        optional_to_db(run.error),
+        created_at,
+    )
+    return None if run_pk is None else int(run_pk)
 
 
 async def begin(conn: "Conn", session: OwnedSession, run_id: str, input: str, lease_s: float, moment: datetime) -> Run:
@@ -217,13 +224,17 @@ async def load_run(conn: "Conn", run_pk: int, session_id: str) -> Run:
     row = await conn.fetchrow("SELECT * FROM runs WHERE pk = $1", run_pk)
     assert row is not None  # found in this transaction, which keeps it
     calls = await conn.fetch("SELECT * FROM tool_calls WHERE run_pk = $1 ORDER BY pk", run_pk)
+    return row_to_run(row, session_id, [row_to_tool_call(call, row["run_id"]) for call in calls])
+
+
+def row_to_run(row: asyncpg.Record, session_id: str, tool_calls: list[ToolCall]) -> Run:
     return Run(
         run_id=row["run_id"],
         session_id=session_id,
         status=row["status"],
         input=from_db(row["input"]),
         content=optional_from_db(row["content"]),
-        tool_calls=[row_to_tool_call(call, row["run_id"]) for call in calls],
+        tool_calls=tool_calls,
         metrics=StoredRunMetrics.model_validate_json(row["metrics"]),
         created_at=iso(row["created_at"]),
         error=optional_from_db(row["error"]),
