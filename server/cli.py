@@ -1,6 +1,8 @@
-"""Command line: `mcp-server-sessions` serves stdio; subcommands serve HTTP and manage tokens."""
+"""Command line: `mcp-server-sessions` serves stdio; subcommands serve HTTP, manage tokens, and let people
+see and manage their sessions (list, show, search, export, import, delete, prune, copy)."""
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -112,7 +114,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         prog=PROG,
         description="MCP server for persistent, multi-user conversation sessions (stdio).",
         epilog=f"Commands: `{PROG} serve --transport http ...` serves streamable HTTP; "
-        f"`{PROG} tokens add|list|revoke` manages its bearer tokens; `{PROG} copy --from SRC --to DST` copies "
+        f"`{PROG} tokens add|list|revoke` manages its bearer tokens; `list`, `show`, `search`, `export`, `import`, "
+        f"`delete` and `prune` let you see and manage the sessions; `{PROG} copy --from SRC --to DST` copies "
         f"every session into another store. `{PROG} COMMAND --help` tells more.",
     )
     add_store_flags(parser)
@@ -179,16 +182,24 @@ def _serve(argv: list[str]) -> None:
     run_server(parse_serve(argv))
 
 
-def _tokens(argv: list[str]) -> None:
-    from .tokens_command import tokens
+def _command(module: str, function: str) -> Callable[[list[str]], None]:
+    """A subcommand whose module is imported only when it runs (so each command starts quickly)."""
 
-    tokens(argv)
+    def run(argv: list[str]) -> None:
+        getattr(importlib.import_module(f"{__package__}.{module}"), function)(argv)
 
-
-def _copy(argv: list[str]) -> None:
-    from .copy_command import copy
-
-    copy(argv)
+    return run
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"serve": _serve, "tokens": _tokens, "copy": _copy}
+COMMANDS: dict[str, Callable[[list[str]], None]] = {
+    "serve": _serve,
+    "tokens": _command("tokens_command", "tokens"),
+    "copy": _command("copy_command", "copy"),
+    "list": _command("session_commands", "list_command"),
+    "show": _command("session_commands", "show_command"),
+    "search": _command("session_commands", "search_command"),
+    "delete": _command("session_commands", "delete_command"),
+    "export": _command("transfer_commands", "export_command"),
+    "import": _command("transfer_commands", "import_command"),
+    "prune": _command("transfer_commands", "prune_command"),
+}

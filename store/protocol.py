@@ -6,7 +6,7 @@ reported exactly as a session that does not exist. Methods raise only the except
 `errors.py`.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, Protocol
 
 from .limits import HISTORY_PAGE, SEARCH_RESULTS, SESSION_PAGE, TOOL_CALL_PAGE
@@ -23,7 +23,7 @@ from .models import (
     SessionSummary,
     ToolCallPage,
 )
-from .records import SessionRecord, StoreCounts
+from .records import ImportedSession, OnConflict, SessionRecord, StoreCounts
 
 SortKey = Literal["updated_at", "created_at"]
 Order = Literal["desc", "asc"]
@@ -172,6 +172,13 @@ class UserSessions(Protocol):
     async def set_summary(self, session_id: str, summary: SessionSummary) -> Session:
         """Store the session summary. Raises SessionNotFound."""
 
+    async def session_record(self, session_id: str, *, last_runs: int | None = None) -> SessionRecord:
+        """The session whole, as `SessionStore.export_sessions` gives it (every run with its messages and
+        tool calls, oldest first), or with only its last `last_runs` runs; read in one snapshot.
+
+        Raises SessionNotFound.
+        """
+
 
 class SessionStore(Protocol):
     @property
@@ -188,14 +195,21 @@ class SessionStore(Protocol):
         """Mark `error` the runs left `running` whose lease has expired (their server stopped renewing
         it), and on SQLite also those of a local server process that no longer exists; how many."""
 
-    def export_sessions(self) -> AsyncIterator[SessionRecord]:
-        """Every session of every user, whole, one at a time (for operator tools such as `copy`)."""
+    def export_sessions(
+        self, *, user_id: str | None = None, session_ids: Sequence[str] | None = None
+    ) -> AsyncIterator[SessionRecord]:
+        """Every session, whole, one at a time in the order they were created (for `copy` and `export`):
+        of every user, or only of `user_id`, and then only those of `session_ids` (ids the user does
+        not have are left out). Nothing is held between two records.
+        """
 
-    async def import_session(self, record: SessionRecord) -> int:
-        """Write one session as the record has it, in one transaction: the session's fields are set to
-        the record's, and each run whose run_id the session does not hold yet is added with its
-        messages, tool calls and timestamps (so importing a record again writes nothing new).
-        Returns how many runs were added. Raises InvalidInput for a record the store cannot hold.
+    async def import_session(self, record: SessionRecord, *, on_conflict: OnConflict = "merge") -> ImportedSession:
+        """Write one session as the record has it, in one transaction, with the record's ids and
+        timestamps; messages and tool calls enter the search index. A session the user does not have
+        yet is created. One the user has is merged, skipped or replaced as `on_conflict` says (see
+        records.OnConflict): merging sets the session's fields to the record's and adds each run whose
+        run_id the session does not hold yet, so importing a record again writes nothing new.
+        Raises InvalidInput for a record the store cannot hold (then nothing is written).
         """
 
     async def counts(self) -> StoreCounts:

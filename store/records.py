@@ -1,12 +1,13 @@
-"""A whole session as one value, every stored field included: what moves between stores (`copy`)
-and, later, what export and import write and read.
+"""A whole session as one value, every stored field included: what moves between stores (`copy`),
+what `export` writes and `import` reads, and what `show` and the `session://` resource render.
 
 A record holds what the store holds: the session with its state, metadata, agent, summary, token
 totals and timestamps, and each run with its status, metrics, error, timestamp, messages (with
 their content blocks) and tool calls.
 """
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -37,3 +38,18 @@ class StoreCounts(BaseModel):
     runs: int
     messages: int
     tool_calls: int
+
+
+OnConflict = Literal["merge", "skip", "replace"]
+"""What importing a record does to a session the user already has with that id: `merge` sets the
+session's fields to the record's and adds the runs it lacks (a second import adds nothing; a grown
+transcript adds its new turns); `skip` leaves it as it is; `replace` makes it exactly the record
+(its runs not in the record are deleted)."""
+
+
+@dataclass(frozen=True)
+class ImportedSession:
+    """What importing one record did."""
+
+    outcome: Literal["created", "merged", "skipped", "replaced"]
+    runs_added: int
