@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from . import postgres_runs as runs
+from .models import ToolCall
 from .postgres_connection import Database
 from .postgres_runs import row_to_run, row_to_tool_call
 from .postgres_session_table import COLUMNS, OwnedSession, UserDirectory, find_session, row_to_session
@@ -42,7 +43,7 @@ async def export_sessions(db: Database) -> AsyncIterator[SessionRecord]:
             if row is None:
                 return None
             session = row_to_session(row, row["user_id"])
-            return row["pk"], SessionRecord(session=session, runs=await _runs(conn, row["pk"], session.session_id))
+            return row["pk"], SessionRecord(session=session, runs=await _runs(conn, row["pk"], session.session_id, 0))
 
         found = await db.run(body, write=False)
         if found is None:
@@ -51,13 +52,45 @@ async def export_sessions(db: Database) -> AsyncIterator[SessionRecord]:
         yield record
 
 
-async def _runs(conn: "Conn", session_pk: int, session_id: str) -> list[RunRecord]:
-    rows = await conn.fetch("SELECT * FROM runs WHERE session_pk = $1 ORDER BY pk", session_pk)
-    messages = await conn.fetch(
-        "SELECT run_pk, role, content, blocks, is_tool FROM messages WHERE session_pk = $1 ORDER BY run_pk, pk",
-        session_pk,
+async def session_record(conn: "Conn", session: OwnedSession, user_id: str, last_runs: int | None) -> SessionRecord:
+    """The user's session as a record, with every run or only its last `last_runs`, read inside the
+    caller's (read-only, repeatable read) transaction."""
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM sessions s WHERE s.pk = $1", session.session_pk)
+    assert row is not None  # found in this transaction, whose snapshot keeps it
+    first_run_pk = await _first_run_pk(conn, session.session_pk, last_runs)
+    runs = [] if first_run_pk is None else await _runs(conn, session.session_pk, session.session_id, first_run_pk)
+    return SessionRecord(session=row_to_session(row, user_id), runs=runs)
+
+
+async def _first_run_pk(conn: "Conn", session_pk: int, last_runs: int | None) -> int | None:
+    """The pk from which the last `last_runs` runs start (0: every run; None: no run at all)."""
+    if last_runs is None:
+        return 0
+    if last_runs == 0:
+        return None
+    first = await conn.fetchval(
+        "SELECT pk FROM runs WHERE session_pk = $1 ORDER BY pk DESC LIMIT 1 OFFSET $2", session_pk, last_runs - 1
     )
-    calls = await conn.fetch("SELECT * FROM tool_calls WHERE session_pk = $1 ORDER BY pk", session_pk)
+    return 0 if first is None else int(first)
+
+
+async def _runs(conn: "Conn", session_pk: int, session_id: str, first_run_pk: int) -> list[RunRecord]:
+    """The session's runs from pk `first_run_pk` on, oldest first, with their messages and tool calls."""
+    rows = await conn.fetch(
+        "SELECT * FROM runs WHERE session_pk = $1 AND pk >= $2 ORDER BY pk", session_pk, first_run_pk
+    )
+    messages = await conn.fetch(
+        "SELECT run_pk, role, content, blocks, is_tool FROM messages WHERE session_pk = $1 AND run_pk >= $2 "
+        "ORDER BY run_pk, pk",
+        session_pk,
+        first_run_pk,
+    )
+    calls = await conn.fetch(
+        "SELECT t.* FROM runs r JOIN tool_calls t ON t.run_pk = r.pk WHERE r.session_pk = $1 AND r.pk >= $2 "
+        "ORDER BY t.pk",
+        session_pk,
+        first_run_pk,
+    )
     by_run: dict[int, list[RecordedMessage]] = {}
     for m in messages:
         by_run.setdefault(m["run_pk"], []).append(
@@ -69,7 +102,7 @@ async def _runs(conn: "Conn", session_pk: int, session_id: str) -> list[RunRecor
             )
         )
     run_ids = {row["pk"]: row["run_id"] for row in rows}
-    calls_by_run: dict[int, list] = {}  # type: ignore[type-arg]
+    calls_by_run: dict[int, list[ToolCall]] = {}
     for call in calls:
         calls_by_run.setdefault(call["run_pk"], []).append(row_to_tool_call(call, run_ids[call["run_pk"]]))
     return [

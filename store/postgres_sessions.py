@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import postgres_history as history
+from . import postgres_records as records
 from . import postgres_runs as runs
 from . import postgres_session_table as sessions
 from . import search_query
@@ -34,6 +35,8 @@ from .postgres_search import search_user
 from .postgres_session_table import OwnedSession, UserDirectory
 from .postgres_values import now
 from .protocol import Order, SortKey
+from .record_checks import runs_to_read
+from .records import SessionRecord
 from .sqlite_rows import prepare_run
 from .sqlite_session_table import NewSession, SessionChange, SessionQuery
 
@@ -155,6 +158,15 @@ class PostgresUserSessions:
             return await sessions.set_summary(conn, session.session_pk, self._user_id, summary_json)
 
         return await self._parts.db.run(body)
+
+    async def session_record(self, session_id: str, *, last_runs: int | None = None) -> SessionRecord:
+        last_runs = runs_to_read(last_runs)
+
+        async def body(conn: "Conn") -> SessionRecord:
+            session = await self._session(conn, session_id)
+            return await records.session_record(conn, session, self._user_id, last_runs)
+
+        return await self._parts.db.run(body, write=False)
 
     # -- runs -------------------------------------------------------------------------
 

@@ -64,6 +64,16 @@ def prepare_record(record: SessionRecord) -> PreparedRecord:
     return PreparedRecord(session.user_id, session.session_id, columns, runs)
 
 
+def runs_to_read(last_runs: int | None) -> int | None:
+    """`last_runs` of a session_record call checked: None (every run) or 0 and up, any number past the
+    session's runs meaning all of them."""
+    if last_runs is None:
+        return None
+    if last_runs < 0:
+        raise InvalidInput(f"last_runs must be 0 or more, or left out for every run; got {last_runs}.")
+    return min(last_runs, MAX_SESSION_TOKENS)
+
+
 def _new_run(run: RunRecord) -> NewRun:
     """The run as prepare_run takes it. The values are the stored ones, already typed by the record's
     models; the input bounds of NewRun's fields are not applied again, so nothing stored is refused."""

@@ -17,7 +17,7 @@ from itertools import groupby
 from .record_checks import PreparedRecord, prepare_record
 from .records import RecordedMessage, RunRecord, SessionRecord, StoreCounts
 from .sqlite_connection import Connection, read, write
-from .sqlite_identity import UserDirectory, find_session
+from .sqlite_identity import OwnedSession, UserDirectory, find_session
 from .sqlite_rows import row_to_run, row_to_session, row_to_tool_call
 from .sqlite_runs import write_run
 
@@ -74,14 +74,41 @@ def _next_record(raw: sqlite3.Connection, *, after: int) -> tuple[int, SessionRe
         return None
     session_pk = row["pk"]
     session = row_to_session(row, row["user_id"])
-    return session_pk, SessionRecord(session=session, runs=_runs(raw, session_pk, session.session_id))
+    return session_pk, SessionRecord(session=session, runs=_runs(raw, session_pk, session.session_id, 0))
 
 
-def _runs(raw: sqlite3.Connection, session_pk: int, session_id: str) -> list[RunRecord]:
+def session_record(
+    raw: sqlite3.Connection, session: OwnedSession, user_id: str, last_runs: int | None
+) -> SessionRecord:
+    """The user's session as a record, with every run or only its last `last_runs`, read inside the
+    caller's read transaction."""
+    row = raw.execute(f"SELECT {_SELECT_SESSION} FROM sessions s WHERE s.pk = ?", (session.session_pk,)).fetchone()
+    first_run_pk = _first_run_pk(raw, session.session_pk, last_runs)
+    runs = [] if first_run_pk is None else _runs(raw, session.session_pk, session.session_id, first_run_pk)
+    return SessionRecord(session=row_to_session(row, user_id), runs=runs)
+
+
+def _first_run_pk(raw: sqlite3.Connection, session_pk: int, last_runs: int | None) -> int | None:
+    """The pk from which the last `last_runs` runs start (0: every run; None: no run at all)."""
+    if last_runs is None:
+        return 0
+    if last_runs == 0:
+        return None
+    row = raw.execute(
+        "SELECT pk FROM runs WHERE session_pk = ? ORDER BY pk DESC LIMIT 1 OFFSET ?", (session_pk, last_runs - 1)
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _runs(raw: sqlite3.Connection, session_pk: int, session_id: str, first_run_pk: int) -> list[RunRecord]:
+    """The session's runs from pk `first_run_pk` on, oldest first, with their messages and tool calls."""
     messages = {
         run_pk: [_message(row) for row in rows]
         for run_pk, rows in groupby(
-            raw.execute("SELECT * FROM messages WHERE session_pk = ? ORDER BY run_pk, pk", (session_pk,)),
+            raw.execute(
+                "SELECT * FROM messages WHERE session_pk = ? AND run_pk >= ? ORDER BY run_pk, pk",
+                (session_pk, first_run_pk),
+            ),
             key=lambda row: row["run_pk"],
         )
     }
@@ -89,15 +116,17 @@ def _runs(raw: sqlite3.Connection, session_pk: int, session_id: str) -> list[Run
         run_pk: [row_to_tool_call(row) for row in rows]
         for run_pk, rows in groupby(
             raw.execute(
-                "SELECT t.*, r.run_id FROM tool_calls t JOIN runs r ON r.pk = t.run_pk "
-                "WHERE t.session_pk = ? ORDER BY t.run_pk, t.pk",
-                (session_pk,),
+                "SELECT t.*, r.run_id FROM runs r JOIN tool_calls t ON t.run_pk = r.pk "
+                "WHERE r.session_pk = ? AND r.pk >= ? ORDER BY r.pk, t.pk",
+                (session_pk, first_run_pk),
             ),
             key=lambda row: row["run_pk"],
         )
     }
     records = []
-    for row in raw.execute("SELECT * FROM runs WHERE session_pk = ? ORDER BY pk", (session_pk,)):
+    for row in raw.execute(
+        "SELECT * FROM runs WHERE session_pk = ? AND pk >= ? ORDER BY pk", (session_pk, first_run_pk)
+    ):
         run = row_to_run(row, session_id, calls.get(row["pk"], []))
         records.append(RunRecord(**dict(run), messages=messages.get(row["pk"], [])))
     return records

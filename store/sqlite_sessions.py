@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from . import search_query
+from . import search_query, sqlite_export
 from . import sqlite_history as history
 from . import sqlite_runs as runs
 from . import sqlite_session_table as sessions
@@ -33,6 +33,8 @@ from .models import (
     ToolCallPage,
 )
 from .protocol import Order, SortKey
+from .record_checks import runs_to_read
+from .records import SessionRecord
 from .sqlite_connection import Connection, read, write
 from .sqlite_identity import OwnedSession, UserDirectory
 from .sqlite_purge import Purger, purge_step, vanish
@@ -169,6 +171,14 @@ class SqliteUserSessions:
             return sessions.set_summary(raw, self._session(raw, session_id).session_pk, self._user_id, summary_json)
 
         return await self._parts.writer.run(write(body))
+
+    async def session_record(self, session_id: str, *, last_runs: int | None = None) -> SessionRecord:
+        last_runs = runs_to_read(last_runs)
+
+        def body(raw: sqlite3.Connection) -> SessionRecord:
+            return sqlite_export.session_record(raw, self._session(raw, session_id), self._user_id, last_runs)
+
+        return await self._parts.reader.run(read(body))
 
     # -- runs -------------------------------------------------------------------------
 
