@@ -1,0 +1,208 @@
+"""A session as markdown, to read or paste into a document: what `show --format markdown` prints and the
+`session://` resource serves.
+
+Whatever a session holds is shown as written and never changes the document's structure: message text
+becomes literal paragraphs (every markdown character escaped, line breaks and indentation kept), JSON and
+tool results go in fences longer than any backtick run they hold, and control characters (NUL included)
+are shown as Unicode control pictures.
+"""
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from mcp_server_sessions.store.models import Session, StoredRunMetrics, ToolCall
+from mcp_server_sessions.store.records import RunRecord, SessionRecord
+
+RESULT_CHARS = 2_000
+"""A tool call's arguments or result longer than this is cut in the transcript (the record keeps it whole)."""
+
+_C0_AND_DEL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_C1 = re.compile("[\x80-\x9f]")
+_MARKDOWN_CHARACTERS = re.compile(r"([\\`*_\[\]<>&|~#$])")  # what can start markup anywhere in a line
+_LINE_START_MARKUP = re.compile(r"^([+\-=])|^(\d+)([.)])")  # list items and setext underlines
+_BACKTICK_RUNS = re.compile(r"`+")
+_NBSP = "\u00a0"
+
+
+def session_markdown(record: SessionRecord, *, earlier_runs: int = 0) -> str:
+    """The session as one markdown document: title, id, dates, summary, state, then each run (the user's
+    input, the tool calls, the answer, the status when not completed, the metrics). `earlier_runs` says
+    how many earlier runs the record leaves out (the runs are numbered from there)."""
+    session = record.session
+    blocks = [f"# {_inline(session.name) if session.name else 'Session ' + _code(session.session_id)}"]
+    blocks.append(_facts(session))
+    if session.summary is not None:
+        summary = session.summary
+        blocks += ["## Summary", _paragraphs(summary.summary)]
+        if summary.topics:
+            blocks.append("**Topics:** " + ", ".join(_inline(topic) for topic in summary.topics))
+        blocks.append(f"*Covers {_count(summary.run_count, 'run')}; written {_when(summary.updated_at)}.*")
+    for title, value in (("State", session.state), ("Metadata", session.metadata)):
+        if value:
+            blocks += [f"## {title}", _fenced(_json(value), "json")]
+    blocks.append("## Runs")
+    if earlier_runs > 0:
+        blocks.append(f"*{_count(earlier_runs, 'earlier run')} not shown here.*")
+    if not record.runs:
+        blocks.append("*No runs yet.*")
+    for number, run in enumerate(record.runs, start=earlier_runs + 1):
+        blocks += _run(number, run)
+    return "\n\n".join(blocks) + "\n"
+
+
+def _facts(session: Session) -> str:
+    facts = [
+        f"- **Session:** {_code(session.session_id)}",
+        f"- **User:** {_code(session.user_id)}",
+        f"- **Created:** {_when(session.created_at)}",
+        f"- **Updated:** {_when(session.updated_at)}",
+        f"- **Runs:** {session.run_count:,}",
+    ]
+    totals = session.metrics
+    if totals.input_tokens or totals.output_tokens:
+        facts.append(f"- **Tokens:** {totals.input_tokens:,} input, {totals.output_tokens:,} output")
+    return "\n".join(facts)
+
+
+def _run(number: int, run: RunRecord) -> list[str]:
+    blocks = [f"### Run {number:,}", f"{_code(run.run_id)} · {_when(run.created_at)}"]
+    blocks += ["**User:**", _paragraphs(run.input)]
+    for call in run.tool_calls:
+        blocks += _tool_call(call)
+    if run.content:
+        blocks += ["**Assistant:**", _paragraphs(run.content)]
+    if run.status != "completed":
+        blocks.append(f"**Status:** {run.status}" + (f": {_paragraphs(run.error)}" if run.error else ""))
+    metrics = _metrics(run.metrics)
+    if metrics:
+        blocks.append(f"*{metrics}*")
+    return blocks
+
+
+def _tool_call(call: ToolCall) -> list[str]:
+    heading = f"**Tool call** {_code(call.tool_name)}"
+    if call.duration_ms is not None:
+        heading += f" · {_duration(call.duration_ms)}"
+    blocks = [heading]
+    if call.arguments:
+        blocks += ["Arguments:", *_cut_fenced(_json(call.arguments), "json")]
+    label = "Result (error):" if call.is_error else "Result:"
+    if call.result is None:
+        blocks.append(f"{label} none.")
+    elif isinstance(call.result, str):
+        blocks += [label, *_cut_fenced(call.result, "text")]
+    else:
+        blocks += [label, *_cut_fenced(_json(call.result), "json")]
+    return blocks
+
+
+def _metrics(metrics: StoredRunMetrics) -> str:
+    parts = [_inline(metrics.model)] if metrics.model else []
+    tokens = [
+        f"{count:,} {kind}"
+        for count, kind in (
+            (metrics.input_tokens, "input"),
+            (metrics.output_tokens, "output"),
+            (metrics.cache_read_tokens, "cache read"),
+            (metrics.cache_write_tokens, "cache write"),
+        )
+        if count is not None
+    ]
+    if tokens:
+        parts.append(", ".join(tokens) + " tokens")
+    if metrics.duration_ms is not None:
+        parts.append(_duration(metrics.duration_ms))
+    return " · ".join(parts)
+
+
+def _cut_fenced(text: str, info: str) -> list[str]:
+    """`text` fenced, cut to RESULT_CHARS with a note saying so."""
+    if len(text) <= RESULT_CHARS:
+        return [_fenced(text, info)]
+    note = f"*Cut to the first {RESULT_CHARS:,} of {len(text):,} characters.*"
+    return [_fenced(text[:RESULT_CHARS], info), note]
+
+
+def _fenced(text: str, info: str) -> str:
+    """A fenced block that no backtick run of `text` can close."""
+    body = _visible(text)
+    longest = max((len(run) for run in _BACKTICK_RUNS.findall(body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{body}\n{fence}"
+
+
+def _paragraphs(text: str) -> str:
+    """`text` as literal markdown: each line escaped and kept as a line (a hard break), blank lines
+    between paragraphs, leading indentation kept as non-breaking spaces."""
+    paragraphs: list[list[str]] = [[]]
+    for line in _visible(text).split("\n"):
+        if not line.strip():
+            if paragraphs[-1]:
+                paragraphs.append([])
+            continue
+        paragraphs[-1].append(_literal_line(line))
+    return "\n\n".join("\\\n".join(lines) for lines in paragraphs if lines) or "*(empty)*"
+
+
+def _literal_line(line: str) -> str:
+    body = line.lstrip(" \t")
+    indent = line[: len(line) - len(body)].replace("\t", "    ").replace(" ", _NBSP)
+    escaped = _LINE_START_MARKUP.sub(_escape_line_start, _MARKDOWN_CHARACTERS.sub(r"\\\1", body.rstrip()))
+    return indent + escaped
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    if match.group(1):
+        return "\\" + match.group(1)
+    return f"{match.group(2)}\\{match.group(3)}"
+
+
+def _inline(text: str) -> str:
+    """`text` as literal markdown on one line (its line breaks become spaces)."""
+    return _MARKDOWN_CHARACTERS.sub(r"\\\1", " ".join(_visible(text).split()))
+
+
+def _code(text: str) -> str:
+    """`text` as an inline code span on one line, delimited by more backticks than it holds."""
+    body = " ".join(_visible(text).split("\n"))
+    longest = max((len(run) for run in _BACKTICK_RUNS.findall(body)), default=0)
+    ticks = "`" * (longest + 1)
+    if body.startswith(("`", " ")) or body.endswith(("`", " ")):
+        body = f" {body} "
+    return f"{ticks}{body}{ticks}"
+
+
+def _visible(text: str) -> str:
+    """Line ends as newlines; C0 controls and DEL as their control pictures (NUL as ␀), C1 controls as �."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _C0_AND_DEL.sub(_control_picture, text)
+    return _C1.sub("\ufffd", text)
+
+
+def _control_picture(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return "\u2421" if code == 0x7F else chr(0x2400 + code)
+
+
+def _when(timestamp: str) -> str:
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return _inline(timestamp)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(milliseconds: float) -> str:
+    return f"{milliseconds:,.0f} ms" if milliseconds < 1_000 else f"{milliseconds / 1_000:,.1f} s"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+def _count(count: int, word: str) -> str:
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
