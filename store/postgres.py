@@ -6,7 +6,7 @@ of that user's data goes, and does the work that belongs to no user: marking `er
 lease expired (their server stopped renewing it, wherever it ran), and moving whole sessions in and out.
 """
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from . import postgres_records as records
@@ -62,8 +62,12 @@ class PostgresStore:
         """Mark `error` the runs left `running` whose lease has expired."""
         return await self._parts.db.run(runs.mark_expired)
 
-    def export_sessions(self) -> AsyncIterator[SessionRecord]:
-        return records.export_sessions(self._parts.db)
+    def export_sessions(
+        self, *, user_id: str | None = None, session_ids: Sequence[str] | None = None
+    ) -> AsyncIterator[SessionRecord]:
+        """Every session (or `user_id`'s, or those of `session_ids`), whole, one read-only transaction
+        each (see postgres_records.py)."""
+        return records.export_sessions(self._parts.db, user_id=user_id, session_ids=session_ids)
 
     async def import_session(self, record: SessionRecord) -> int:
         return await records.import_session(self._parts.db, self._parts.users, record)

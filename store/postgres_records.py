@@ -1,15 +1,18 @@
-"""Whole sessions in and out of a PostgresStore, for operator tools such as `copy`: every session of
-every user read as a SessionRecord, a record written back as it is, and what the database holds, counted.
+"""Whole sessions in and out of a PostgresStore, for operator tools such as `copy` and `export`: sessions
+read as SessionRecords (every user's, one user's, named ones, or a caller's own through session_record),
+a record written back as it is, and what the database holds, counted.
 
-Reading goes one session per read-only transaction, in sessions.pk order. Writing a record is one
+Reading goes one session per read-only transaction, in sessions.pk order, the sessions to read listed a
+batch of pks at a time. Writing a record is one
 transaction: the session row is inserted or set to the record's fields, and the runs it lacks go in
 through postgres_runs (messages and tool calls with their search vectors), keeping the record's
 timestamps. A run still `running` in the record comes in without a lease, so the next recovery
 marks it `error`: its server is not this one.
 """
 
+import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from . import postgres_runs as runs
@@ -18,7 +21,7 @@ from .postgres_connection import Database
 from .postgres_runs import row_to_run, row_to_tool_call
 from .postgres_session_table import COLUMNS, OwnedSession, UserDirectory, find_session, row_to_session
 from .postgres_values import from_db, optional_to_db, timestamp
-from .record_checks import prepare_record
+from .record_checks import EXPORT_BATCH, ExportFilter, export_filter, prepare_record
 from .records import RecordedMessage, RunRecord, SessionRecord, StoreCounts
 
 if TYPE_CHECKING:
@@ -30,26 +33,55 @@ _SESSION_COLUMNS = (
 )
 
 
-async def export_sessions(db: Database) -> AsyncIterator[SessionRecord]:
+async def export_sessions(
+    db: Database, *, user_id: str | None = None, session_ids: Sequence[str] | None = None
+) -> AsyncIterator[SessionRecord]:
+    """The sessions (of `user_id` only, and then of `session_ids` only), whole, in sessions.pk order:
+    listed EXPORT_BATCH at a time, each read in one read-only transaction of its own."""
+    scope = export_filter(user_id, session_ids)
+    if scope is None:
+        return
+    where, params = _where(scope)
     after = 0
-    while True:
+    while pks := await db.run(functools.partial(_session_pks, where=where, params=(after, *params)), write=False):
+        for session_pk in pks:
+            record = await db.run(functools.partial(_record, where=where, params=(session_pk, *params)), write=False)
+            if record is not None:  # unless deleted since it was listed
+                yield record
+        after = pks[-1]
 
-        async def body(conn: "Conn", after: int = after) -> tuple[int, SessionRecord] | None:
-            row = await conn.fetchrow(
-                f"SELECT {COLUMNS}, u.user_id FROM sessions s JOIN users u ON u.pk = s.user_pk "
-                "WHERE s.pk > $1 ORDER BY s.pk LIMIT 1",
-                after,
-            )
-            if row is None:
-                return None
-            session = row_to_session(row, row["user_id"])
-            return row["pk"], SessionRecord(session=session, runs=await _runs(conn, row["pk"], session.session_id, 0))
 
-        found = await db.run(body, write=False)
-        if found is None:
-            return
-        after, record = found
-        yield record
+async def _session_pks(conn: "Conn", *, where: str, params: tuple[object, ...]) -> list[int]:
+    """The pks of the next EXPORT_BATCH sessions after pk params[0]."""
+    rows = await conn.fetch(
+        f"SELECT s.pk FROM sessions s WHERE s.pk > $1 AND {where} ORDER BY s.pk LIMIT {EXPORT_BATCH}", *params
+    )
+    return [int(row["pk"]) for row in rows]
+
+
+async def _record(conn: "Conn", *, where: str, params: tuple[object, ...]) -> SessionRecord | None:
+    """The session of pk params[0], whole, if it still is one the export reads."""
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS}, u.user_id FROM sessions s JOIN users u ON u.pk = s.user_pk WHERE s.pk = $1 AND {where}",
+        *params,
+    )
+    if row is None:
+        return None
+    session = row_to_session(row, row["user_id"])
+    return SessionRecord(session=session, runs=await _runs(conn, row["pk"], session.session_id, 0))
+
+
+def _where(scope: ExportFilter) -> tuple[str, list[object]]:
+    """The condition on `sessions s` an export reads (its parameters from $2 on), and its parameters."""
+    clauses = ["TRUE"]
+    params: list[object] = []
+    if scope.user_id is not None:
+        params.append(scope.user_id)
+        clauses.append(f"s.user_pk = (SELECT pk FROM users WHERE user_id = ${len(params) + 1})")
+    if scope.session_ids is not None:
+        params.append(scope.session_ids)
+        clauses.append(f"s.session_id = ANY(${len(params) + 1}::text[])")
+    return " AND ".join(clauses), params
 
 
 async def session_record(conn: "Conn", session: OwnedSession, user_id: str, last_runs: int | None) -> SessionRecord:

@@ -1,7 +1,9 @@
 """A SessionRecord checked and serialized before any backend writes it (import_session): the same
 input rules as every write, plus what only a record can get wrong (timestamps, totals, runs of
-another session or twice)."""
+another session or twice). Also the arguments of the record reads (export_sessions, session_record),
+checked alike on both backends."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,6 +64,40 @@ def prepare_record(record: SessionRecord) -> PreparedRecord:
         call_times = [_timestamp(call.created_at, "tool call created_at") for call in run.tool_calls]
         runs.append((prepare_run(_new_run(run)), _timestamp(run.created_at, "run created_at"), call_times))
     return PreparedRecord(session.user_id, session.session_id, columns, runs)
+
+
+EXPORT_BATCH = 500
+"""Sessions an export lists in one read; each is then read whole in a read transaction of its own."""
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which sessions an export reads: those of `user_id` (None: of every user), and of these only
+    the ones named in `session_ids` (None: all of them)."""
+
+    user_id: str | None
+    session_ids: list[str] | None
+
+
+def export_filter(user_id: str | None, session_ids: Sequence[str] | None) -> ExportFilter | None:
+    """export_sessions' arguments as a filter, or None when no session can match (an id that no session
+    can have matches nothing, rather than being refused: ids the user does not have are left out)."""
+    if user_id is not None and not _is_id(user_id):
+        return None
+    if session_ids is None:
+        return ExportFilter(user_id, None)
+    if isinstance(session_ids, str):  # one id, not its characters
+        session_ids = [session_ids]
+    possible = sorted({session_id for session_id in session_ids if _is_id(session_id)})
+    return ExportFilter(user_id, possible) if possible else None
+
+
+def _is_id(value: str) -> bool:
+    try:
+        check_id(value, "id")
+    except InvalidInput:
+        return False
+    return True
 
 
 def runs_to_read(last_runs: int | None) -> int | None:

@@ -11,7 +11,7 @@ import functools
 import itertools
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from . import sqlite_export
@@ -96,9 +96,12 @@ class SqliteStore:
         and those of any server whose lease has expired; how many."""
         return await self._parts.writer.run(write(mark_interrupted))
 
-    def export_sessions(self) -> AsyncIterator[SessionRecord]:
-        """Every session of every user, whole, one read transaction each (see sqlite_export.py)."""
-        return sqlite_export.export_sessions(self._parts.reader)
+    def export_sessions(
+        self, *, user_id: str | None = None, session_ids: Sequence[str] | None = None
+    ) -> AsyncIterator[SessionRecord]:
+        """Every session (or `user_id`'s, or those of `session_ids`), whole, one read transaction each
+        (see sqlite_export.py)."""
+        return sqlite_export.export_sessions(self._parts.reader, user_id=user_id, session_ids=session_ids)
 
     async def import_session(self, record: SessionRecord) -> int:
         """Write one session as the record has it and add the runs it lacks; how many (see sqlite_export.py)."""

@@ -1,20 +1,23 @@
-"""Whole sessions in and out of a SqliteStore, for operator tools such as `copy`: every session of
-every user read as a SessionRecord, a record written back as it is, and what the file holds, counted.
+"""Whole sessions in and out of a SqliteStore, for operator tools such as `copy` and `export`: sessions
+read as SessionRecords (every user's, one user's, named ones, or a caller's own through session_record),
+a record written back as it is, and what the file holds, counted.
 
 Reading goes one session per read transaction, in sessions.pk order, so a file of any size is read a
-session at a time and each record is one consistent snapshot. Sessions being purged (sqlite_purge.py)
-are neither exported nor counted: they are deleted already. Writing a record is one write transaction
-that inserts its runs through sqlite_runs.write_run, as `append_run` does, so messages and tool calls
-enter the search index the same way; only the timestamps are the record's rather than the clock's.
+session at a time and each record is one consistent snapshot; the sessions to read are listed a batch
+of pks at a time, so one user's sessions among many are found through the user's index. Sessions being
+purged (sqlite_purge.py) are neither exported nor counted: they are deleted already. Writing a record is
+one write transaction that inserts its runs through sqlite_runs.write_run, as `append_run` does, so
+messages and tool calls enter the search index the same way; only the timestamps are the record's
+rather than the clock's.
 """
 
 import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from itertools import groupby
 
-from .record_checks import PreparedRecord, prepare_record
+from .record_checks import EXPORT_BATCH, ExportFilter, PreparedRecord, export_filter, prepare_record
 from .records import RecordedMessage, RunRecord, SessionRecord, StoreCounts
 from .sqlite_connection import Connection, read, write
 from .sqlite_identity import OwnedSession, UserDirectory, find_session
@@ -51,30 +54,56 @@ _INSERT_SESSION = (
 # -- export -------------------------------------------------------------------------------
 
 
-async def export_sessions(reader: Connection) -> AsyncIterator[SessionRecord]:
-    """Every session not being purged, whole, in sessions.pk order, each read in one read transaction."""
+async def export_sessions(
+    reader: Connection, *, user_id: str | None = None, session_ids: Sequence[str] | None = None
+) -> AsyncIterator[SessionRecord]:
+    """The sessions not being purged (of `user_id` only, and then of `session_ids` only), whole, in
+    sessions.pk order: listed EXPORT_BATCH at a time, each read in one read transaction of its own."""
+    scope = export_filter(user_id, session_ids)
+    if scope is None:
+        return
+    where, params = _where(scope)
     after = 0
-    while True:
-        found = await reader.run(read(functools.partial(_next_record, after=after)))
-        if found is None:
-            return
-        after, record = found
-        yield record
+    while pks := await reader.run(read(functools.partial(_session_pks, where=where, params=(after, *params)))):
+        for session_pk in pks:
+            record = await reader.run(read(functools.partial(_record, where=where, params=(session_pk, *params))))
+            if record is not None:  # unless deleted since it was listed
+                yield record
+        after = pks[-1]
 
 
-def _next_record(raw: sqlite3.Connection, *, after: int) -> tuple[int, SessionRecord] | None:
-    """The first session after pk `after`, with its pk."""
+def _where(scope: ExportFilter) -> tuple[str, tuple[str, ...]]:
+    """The condition on `sessions s` an export reads, and its parameters."""
+    clauses = ["s.pk NOT IN (SELECT session_pk FROM session_purges)"]
+    params: list[str] = []
+    if scope.user_id is not None:
+        clauses.append("s.user_pk = (SELECT pk FROM users WHERE user_id = ?)")
+        params.append(scope.user_id)
+    if scope.session_ids is not None:
+        clauses.append("s.session_id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(scope.session_ids))
+    return " AND ".join(clauses), tuple(params)
+
+
+def _session_pks(raw: sqlite3.Connection, *, where: str, params: tuple[object, ...]) -> list[int]:
+    """The pks of the next EXPORT_BATCH sessions after pk params[0]."""
+    rows = raw.execute(
+        f"SELECT s.pk FROM sessions s WHERE s.pk > ? AND {where} ORDER BY s.pk LIMIT {EXPORT_BATCH}", params
+    )
+    return [int(row[0]) for row in rows]
+
+
+def _record(raw: sqlite3.Connection, *, where: str, params: tuple[object, ...]) -> SessionRecord | None:
+    """The session of pk params[0], whole, if it still is one the export reads."""
     row = raw.execute(
-        f"SELECT s.pk, u.user_id, {_SELECT_SESSION} "
-        "FROM sessions s JOIN users u ON u.pk = s.user_pk "
-        "WHERE s.pk > ? AND s.pk NOT IN (SELECT session_pk FROM session_purges) ORDER BY s.pk LIMIT 1",
-        (after,),
+        f"SELECT s.pk, u.user_id, {_SELECT_SESSION} FROM sessions s JOIN users u ON u.pk = s.user_pk "
+        f"WHERE s.pk = ? AND {where}",
+        params,
     ).fetchone()
     if row is None:
         return None
-    session_pk = row["pk"]
     session = row_to_session(row, row["user_id"])
-    return session_pk, SessionRecord(session=session, runs=_runs(raw, session_pk, session.session_id, 0))
+    return SessionRecord(session=session, runs=_runs(raw, row["pk"], session.session_id, 0))
 
 
 def session_record(

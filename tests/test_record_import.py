@@ -4,7 +4,7 @@ replacing a session the user already has, each checked by exporting the result b
 
 import pytest
 
-from mcp_server_sessions.store import InvalidInput, SessionNotFound
+from mcp_server_sessions.store import InvalidInput, SessionNotFound, postgres_records, sqlite_export
 from mcp_server_sessions.store.protocol import SessionStore
 from mcp_server_sessions.store.records import SessionRecord
 from tests.test_records import fill, records
@@ -71,3 +71,54 @@ async def test_a_deleted_session_has_no_record(store: SessionStore) -> None:
     await fill(store)  # carol's "gone" is deleted there
     with pytest.raises(SessionNotFound):
         await store.for_user("carol").session_record("gone")
+
+
+# -- export_sessions by user and ids --------------------------------------------------------
+
+
+def keys(found: list[SessionRecord]) -> list[tuple[str, str]]:
+    return [(record.session.user_id, record.session.session_id) for record in found]
+
+
+async def filtered(store: SessionStore, user_id: str | None, session_ids: list[str] | None) -> list[SessionRecord]:
+    return [record async for record in store.export_sessions(user_id=user_id, session_ids=session_ids)]
+
+
+async def test_an_export_by_user_holds_that_users_sessions_whole_in_creation_order(store: SessionStore) -> None:
+    await fill(store)
+    everything = {(r.session.user_id, r.session.session_id): r for r in await records(store)}
+    alice = await filtered(store, "alice", None)
+    assert keys(alice) == [("alice", "trip"), ("alice", "agent")]
+    assert alice == [everything["alice", "trip"], everything["alice", "agent"]]
+    assert keys(await filtered(store, "bob", None)) == [("bob", "trip"), ("bob", "empty")]
+    assert await filtered(store, "carol", None) == []  # her only session was deleted
+    assert await filtered(store, "dave", None) == []
+    assert await filtered(store, "no such user\x00", None) == []
+
+
+async def test_an_export_by_ids_leaves_out_the_ids_the_user_lacks(store: SessionStore) -> None:
+    await fill(store)
+    everything = {(r.session.user_id, r.session.session_id): r for r in await records(store)}
+    named = await filtered(store, "alice", ["agent", "nope", "trip", "agent", "empty", "bad id\x00"])
+    assert named == [everything["alice", "trip"], everything["alice", "agent"]]  # creation order, each once
+    assert await filtered(store, "alice", ["empty"]) == []  # bob's
+    assert await filtered(store, "alice", []) == []
+    assert keys(await filtered(store, None, ["trip"])) == [("alice", "trip"), ("bob", "trip")]
+    assert keys(await filtered(store, "bob", ["trip"])) == [("bob", "trip")]
+
+
+async def test_an_export_lists_sessions_in_batches_and_leaves_out_one_deleted_meanwhile(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_export, "EXPORT_BATCH", 2)
+    monkeypatch.setattr(postgres_records, "EXPORT_BATCH", 2)
+    for number in range(7):
+        owner = "alice" if number % 3 else "bob"
+        await store.for_user(owner).start_session(f"s{number}")
+    assert keys(await filtered(store, "alice", None)) == [("alice", f"s{n}") for n in (1, 2, 4, 5)]
+    assert keys(await records(store)) == [("bob" if n % 3 == 0 else "alice", f"s{n}") for n in range(7)]
+    exporting = store.export_sessions(user_id="alice")
+    first = await anext(exporting)
+    await store.for_user("alice").delete_session("s2")  # listed with s1 already
+    await store.for_user("alice").delete_session("s5")  # not listed yet
+    assert keys([first, *[record async for record in exporting]]) == [("alice", "s1"), ("alice", "s4")]
