@@ -16,6 +16,8 @@ from mcp_server_sessions.store.opening import open_store
 from .agent.gateway import ModelGateway
 from .context import AppContext
 from .errors import SessionsServer
+from .prompts import register_prompts
+from .resources import register_resources
 from .schemas import compact_tools
 from .settings import Settings
 from .stdio import stdio_transport
@@ -28,7 +30,9 @@ INSTRUCTIONS = (
     "Claude inside a session with run, or record each turn you ran yourself with record_run; condense a "
     "session with summarize_session; read it back with get_chat_history and get_tool_call_history, "
     "find earlier conversations with search_previous_sessions, and manage sessions with "
-    "list_sessions, get_session, update_session and delete_session."
+    "list_sessions, get_session, update_session and delete_session. Each session is also the resource "
+    "session://{session_id} (its transcript as markdown; resources/list shows your recent ones), and the "
+    "prompt resume_session hands your own model a session's summary, state and last runs to continue it."
 )
 
 
@@ -68,6 +72,8 @@ def build_server(
         token_verifier=token_verifier,
     )
     register_tools(server)
+    register_resources(server)
+    register_prompts(server)
     # MCPServer has no public handle on its registered tools; compacting them in place keeps the SDK's
     # own listing and argument validation, now with the smaller schemas.
     compact_tools(server._tool_manager.list_tools())
