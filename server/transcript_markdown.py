@@ -9,17 +9,16 @@ are shown as Unicode control pictures.
 
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from mcp_server_sessions.store.models import Session, StoredRunMetrics, ToolCall
 from mcp_server_sessions.store.records import RunRecord, SessionRecord
 
+from .terminal_output import utc_time, visible
+
 RESULT_CHARS = 2_000
 """A tool call's arguments or result longer than this is cut in the transcript (the record keeps it whole)."""
 
-_C0_AND_DEL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_C1 = re.compile("[\x80-\x9f]")
 _MARKDOWN_CHARACTERS = re.compile(r"([\\`*_\[\]<>&|~#$])")  # what can start markup anywhere in a line
 _LINE_START_MARKUP = re.compile(r"^([+\-=])|^(\d+)([.)])")  # list items and setext underlines
 _BACKTICK_RUNS = re.compile(r"`+")
@@ -38,7 +37,7 @@ def session_markdown(record: SessionRecord, *, earlier_runs: int = 0) -> str:
         blocks += ["## Summary", _paragraphs(summary.summary)]
         if summary.topics:
             blocks.append("**Topics:** " + ", ".join(_inline(topic) for topic in summary.topics))
-        blocks.append(f"*Covers {_count(summary.run_count, 'run')}; written {_when(summary.updated_at)}.*")
+        blocks.append(f"*Covers {_count(summary.run_count, 'run')}; written {_inline(utc_time(summary.updated_at))}.*")
     for title, value in (("State", session.state), ("Metadata", session.metadata)):
         if value:
             blocks += [f"## {title}", _fenced(_json(value), "json")]
@@ -56,8 +55,8 @@ def _facts(session: Session) -> str:
     facts = [
         f"- **Session:** {_code(session.session_id)}",
         f"- **User:** {_code(session.user_id)}",
-        f"- **Created:** {_when(session.created_at)}",
-        f"- **Updated:** {_when(session.updated_at)}",
+        f"- **Created:** {_inline(utc_time(session.created_at))}",
+        f"- **Updated:** {_inline(utc_time(session.updated_at))}",
         f"- **Runs:** {session.run_count:,}",
     ]
     totals = session.metrics
@@ -67,7 +66,7 @@ def _facts(session: Session) -> str:
 
 
 def _run(number: int, run: RunRecord) -> list[str]:
-    blocks = [f"### Run {number:,}", f"{_code(run.run_id)} · {_when(run.created_at)}"]
+    blocks = [f"### Run {number:,}", f"{_code(run.run_id)} · {_inline(utc_time(run.created_at))}"]
     blocks += ["**User:**", _paragraphs(run.input)]
     for call in run.tool_calls:
         blocks += _tool_call(call)
@@ -127,7 +126,7 @@ def _cut_fenced(text: str, info: str) -> list[str]:
 
 def _fenced(text: str, info: str) -> str:
     """A fenced block that no backtick run of `text` can close."""
-    body = _visible(text)
+    body = visible(text)
     longest = max((len(run) for run in _BACKTICK_RUNS.findall(body)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{info}\n{body}\n{fence}"
@@ -137,7 +136,7 @@ def _paragraphs(text: str) -> str:
     """`text` as literal markdown: each line escaped and kept as a line (a hard break), blank lines
     between paragraphs, leading indentation kept as non-breaking spaces."""
     paragraphs: list[list[str]] = [[]]
-    for line in _visible(text).split("\n"):
+    for line in visible(text).split("\n"):
         if not line.strip():
             if paragraphs[-1]:
                 paragraphs.append([])
@@ -161,39 +160,17 @@ def _escape_line_start(match: re.Match[str]) -> str:
 
 def _inline(text: str) -> str:
     """`text` as literal markdown on one line (its line breaks become spaces)."""
-    return _MARKDOWN_CHARACTERS.sub(r"\\\1", " ".join(_visible(text).split()))
+    return _MARKDOWN_CHARACTERS.sub(r"\\\1", " ".join(visible(text).split()))
 
 
 def _code(text: str) -> str:
     """`text` as an inline code span on one line, delimited by more backticks than it holds."""
-    body = " ".join(_visible(text).split("\n"))
+    body = " ".join(visible(text).split("\n"))
     longest = max((len(run) for run in _BACKTICK_RUNS.findall(body)), default=0)
     ticks = "`" * (longest + 1)
     if body.startswith(("`", " ")) or body.endswith(("`", " ")):
         body = f" {body} "
     return f"{ticks}{body}{ticks}"
-
-
-def _visible(text: str) -> str:
-    """Line ends as newlines; C0 controls and DEL as their control pictures (NUL as ␀), C1 controls as �."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _C0_AND_DEL.sub(_control_picture, text)
-    return _C1.sub("\ufffd", text)
-
-
-def _control_picture(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return "\u2421" if code == 0x7F else chr(0x2400 + code)
-
-
-def _when(timestamp: str) -> str:
-    try:
-        moment = datetime.fromisoformat(timestamp)
-    except ValueError:
-        return _inline(timestamp)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _duration(milliseconds: float) -> str:
