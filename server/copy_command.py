@@ -101,7 +101,7 @@ async def _copy(source_db: str, destination_db: str, show: bool) -> tuple[StoreC
             added = 0
             with _progress(total, show) as advance:
                 async for record in source.export_sessions():  # each read whole: nothing held between
-                    added += await destination.import_session(record)
+                    added += (await destination.import_session(record)).runs_added
                     advance()
             return await source.counts(), await destination.counts(), added
         finally:

@@ -9,6 +9,7 @@ lease expired (their server stopped renewing it, wherever it ran), and moving wh
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from . import postgres_import
 from . import postgres_records as records
 from . import postgres_runs as runs
 from .cursor import CursorSealer
@@ -21,7 +22,7 @@ from .postgres_session_table import OwnedSession, UserDirectory
 from .postgres_session_table import start as start_session
 from .postgres_sessions import PgStoreParts, PostgresUserSessions
 from .postgres_values import now
-from .records import SessionRecord, StoreCounts
+from .records import ImportedSession, OnConflict, SessionRecord, StoreCounts
 from .sqlite_rows import prepare_run
 
 if TYPE_CHECKING:
@@ -69,8 +70,10 @@ class PostgresStore:
         each (see postgres_records.py)."""
         return records.export_sessions(self._parts.db, user_id=user_id, session_ids=session_ids)
 
-    async def import_session(self, record: SessionRecord) -> int:
-        return await records.import_session(self._parts.db, self._parts.users, record)
+    async def import_session(self, record: SessionRecord, *, on_conflict: OnConflict = "merge") -> ImportedSession:
+        """Write one session as the record has it: created, or merged into, skipped or replacing the one
+        its user has (see postgres_import.py)."""
+        return await postgres_import.import_session(self._parts.db, self._parts.users, record, on_conflict)
 
     async def counts(self) -> StoreCounts:
         return await records.counts(self._parts.db)

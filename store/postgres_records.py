@@ -1,13 +1,9 @@
-"""Whole sessions in and out of a PostgresStore, for operator tools such as `copy` and `export`: sessions
-read as SessionRecords (every user's, one user's, named ones, or a caller's own through session_record),
-a record written back as it is, and what the database holds, counted.
+"""Whole sessions out of a PostgresStore, for operator tools such as `copy` and `export`: sessions read as
+SessionRecords (every user's, one user's, named ones, or a caller's own through session_record), and
+what the database holds, counted. postgres_import.py writes a record back.
 
 Reading goes one session per read-only transaction, in sessions.pk order, the sessions to read listed a
-batch of pks at a time. Writing a record is one
-transaction: the session row is inserted or set to the record's fields, and the runs it lacks go in
-through postgres_runs (messages and tool calls with their search vectors), keeping the record's
-timestamps. A run still `running` in the record comes in without a lease, so the next recovery
-marks it `error`: its server is not this one.
+batch of pks at a time.
 """
 
 import functools
@@ -15,22 +11,16 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
-from . import postgres_runs as runs
 from .models import ToolCall
 from .postgres_connection import Database
 from .postgres_runs import row_to_run, row_to_tool_call
-from .postgres_session_table import COLUMNS, OwnedSession, UserDirectory, find_session, row_to_session
-from .postgres_values import from_db, optional_to_db, timestamp
-from .record_checks import EXPORT_BATCH, ExportFilter, export_filter, prepare_record
+from .postgres_session_table import COLUMNS, OwnedSession, row_to_session
+from .postgres_values import from_db
+from .record_checks import EXPORT_BATCH, ExportFilter, export_filter
 from .records import RecordedMessage, RunRecord, SessionRecord, StoreCounts
 
 if TYPE_CHECKING:
     from .postgres_schema import Conn
-
-_SESSION_COLUMNS = (
-    "name, state, metadata, agent, summary, run_count, created_at, updated_at, "
-    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens"
-)
 
 
 async def export_sessions(
@@ -157,53 +147,3 @@ async def counts(db: Database) -> StoreCounts:
         return StoreCounts(**dict(row))
 
     return await db.run(body, write=False)
-
-
-async def import_session(db: Database, users: UserDirectory, record: SessionRecord) -> int:
-    prepared = prepare_record(record)
-    name, state, metadata, agent, summary, run_count, created, updated, *tokens = prepared.columns
-    values = (
-        optional_to_db(name),  # type: ignore[arg-type]
-        state,
-        metadata,
-        agent,
-        summary,
-        run_count,
-        timestamp(str(created)),
-        timestamp(str(updated)),
-        *tokens,
-    )
-
-    async def body(conn: "Conn") -> int:
-        user_pk = await users.created_user_pk(conn, prepared.user_id)
-        session_pk = None
-        while session_pk is None:  # found and held, or inserted; one deleted or inserted meanwhile: again
-            session_pk = await find_session(conn, user_pk, prepared.session_id, hold=True)
-            if session_pk is not None:
-                columns = _SESSION_COLUMNS.split(", ")
-                assignments = ", ".join(f"{column} = ${index}" for index, column in enumerate(columns, 2))
-                await conn.execute(f"UPDATE sessions SET {assignments} WHERE pk = $1", session_pk, *values)
-            else:
-                session_pk = await conn.fetchval(
-                    f"INSERT INTO sessions (user_pk, session_id, {_SESSION_COLUMNS}) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
-                    "ON CONFLICT (user_pk, session_id) DO NOTHING RETURNING pk",
-                    user_pk,
-                    prepared.session_id,
-                    *values,
-                )
-        session = OwnedSession(user_pk, session_pk, prepared.session_id)
-        held = {row["run_id"] for row in await conn.fetch("SELECT run_id FROM runs WHERE session_pk = $1", session_pk)}
-        added = 0
-        for run, created_at, call_times in prepared.runs:
-            if run.run_id in held:
-                continue
-            run_pk = await runs.insert_run(conn, session_pk, run, timestamp(created_at))
-            if run_pk is None:  # another copy added it meanwhile
-                continue
-            moments = [timestamp(moment) for moment in call_times]
-            await runs.write_rows(conn, session, run_pk, run, timestamp(created_at), moments)
-            added += 1
-        return added
-
-    return await db.run(body)

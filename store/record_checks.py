@@ -6,12 +6,31 @@ checked alike on both backends."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import get_args
 
 from .errors import InvalidInput
 from .limits import MAX_SESSION_TOKENS, check_id, check_name, dump_json
 from .models import NewMessage, NewRun, NewToolCall, RunMetrics
-from .records import RunRecord, SessionRecord
+from .records import OnConflict, RunRecord, SessionRecord
 from .sqlite_rows import PreparedRun, prepare_run
+
+RECORD_COLUMNS = (
+    "session_id",
+    "name",
+    "state",
+    "metadata",
+    "agent",
+    "summary",
+    "run_count",
+    "created_at",
+    "updated_at",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+"""The sessions columns a record holds besides the owner, on both backends, in the order PreparedRecord
+serializes them."""
 
 
 @dataclass(frozen=True)
@@ -21,7 +40,7 @@ class PreparedRecord:
     user_id: str
     session_id: str
     columns: tuple[object, ...]
-    """The sessions columns after user_pk and session_id, in _SESSION_COLUMNS order."""
+    """The sessions columns after user_pk and session_id, in RECORD_COLUMNS order."""
     runs: list[tuple[PreparedRun, str, list[str]]]
     """Each run, with its created_at and its tool calls' created_at."""
 
@@ -98,6 +117,11 @@ def _is_id(value: str) -> bool:
     except InvalidInput:
         return False
     return True
+
+
+def check_on_conflict(on_conflict: OnConflict) -> None:
+    if on_conflict not in get_args(OnConflict):
+        raise InvalidInput(f"on_conflict must be merge, skip or replace; got {on_conflict!r}.")
 
 
 def runs_to_read(last_runs: int | None) -> int | None:

@@ -14,11 +14,11 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from . import sqlite_export
+from . import sqlite_export, sqlite_import
 from .cursor import SECRET_BYTES, CursorSealer
 from .limits import RUN_LEASE_S, check_id
 from .models import NewRun
-from .records import SessionRecord, StoreCounts
+from .records import ImportedSession, OnConflict, SessionRecord, StoreCounts
 from .sqlite_connection import Connection, write
 from .sqlite_files import make_companions_private, prepare_file
 from .sqlite_identity import UserDirectory
@@ -103,9 +103,10 @@ class SqliteStore:
         (see sqlite_export.py)."""
         return sqlite_export.export_sessions(self._parts.reader, user_id=user_id, session_ids=session_ids)
 
-    async def import_session(self, record: SessionRecord) -> int:
-        """Write one session as the record has it and add the runs it lacks; how many (see sqlite_export.py)."""
-        return await sqlite_export.import_session(self._parts.writer, self._parts.users, record)
+    async def import_session(self, record: SessionRecord, *, on_conflict: OnConflict = "merge") -> ImportedSession:
+        """Write one session as the record has it: created, or merged into, skipped or replacing the one
+        its user has (see sqlite_import.py)."""
+        return await sqlite_import.import_session(self._parts.writer, self._parts.users, record, on_conflict)
 
     async def counts(self) -> StoreCounts:
         """Users owning a session, sessions, runs, messages and tool calls, sessions being deleted left out."""

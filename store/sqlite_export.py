@@ -1,14 +1,11 @@
-"""Whole sessions in and out of a SqliteStore, for operator tools such as `copy` and `export`: sessions
-read as SessionRecords (every user's, one user's, named ones, or a caller's own through session_record),
-a record written back as it is, and what the file holds, counted.
+"""Whole sessions out of a SqliteStore, for operator tools such as `copy` and `export`: sessions read as
+SessionRecords (every user's, one user's, named ones, or a caller's own through session_record), and
+what the file holds, counted. sqlite_import.py writes a record back.
 
 Reading goes one session per read transaction, in sessions.pk order, so a file of any size is read a
 session at a time and each record is one consistent snapshot; the sessions to read are listed a batch
 of pks at a time, so one user's sessions among many are found through the user's index. Sessions being
-purged (sqlite_purge.py) are neither exported nor counted: they are deleted already. Writing a record is
-one write transaction that inserts its runs through sqlite_runs.write_run, as `append_run` does, so
-messages and tool calls enter the search index the same way; only the timestamps are the record's
-rather than the clock's.
+purged (sqlite_purge.py) are neither exported nor counted: they are deleted already.
 """
 
 import functools
@@ -17,38 +14,16 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from itertools import groupby
 
-from .record_checks import EXPORT_BATCH, ExportFilter, PreparedRecord, export_filter, prepare_record
+from .record_checks import EXPORT_BATCH, RECORD_COLUMNS, ExportFilter, export_filter
 from .records import RecordedMessage, RunRecord, SessionRecord, StoreCounts
-from .sqlite_connection import Connection, read, write
-from .sqlite_identity import OwnedSession, UserDirectory, find_session
+from .sqlite_connection import Connection, read
+from .sqlite_identity import OwnedSession
 from .sqlite_rows import row_to_run, row_to_session, row_to_tool_call
-from .sqlite_runs import write_run
 
 _LIVE = "session_pk NOT IN (SELECT session_pk FROM session_purges)"
 """Rows of sessions not being purged (a deleted session's rows stay until purged)."""
 
-_SESSION_COLUMNS = (
-    "session_id",
-    "name",
-    "state",
-    "metadata",
-    "agent",
-    "summary",
-    "run_count",
-    "created_at",
-    "updated_at",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-)
-"""The sessions columns a record sets, besides the owner."""
-_SELECT_SESSION = ", ".join(f"s.{column}" for column in _SESSION_COLUMNS)
-_SET_SESSION = ", ".join(f"{column} = ?" for column in _SESSION_COLUMNS[1:])
-_INSERT_SESSION = (
-    f"INSERT INTO sessions (user_pk, {', '.join(_SESSION_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in range(len(_SESSION_COLUMNS) + 1))})"
-)
+_SELECT_SESSION = ", ".join(f"s.{column}" for column in RECORD_COLUMNS)
 
 
 # -- export -------------------------------------------------------------------------------
@@ -182,35 +157,3 @@ def _counts(raw: sqlite3.Connection) -> StoreCounts:
     return StoreCounts(
         users=users, sessions=session_count, runs=rows["runs"], messages=rows["messages"], tool_calls=rows["tool_calls"]
     )
-
-
-# -- import -------------------------------------------------------------------------------
-
-
-async def import_session(writer: Connection, users: UserDirectory, record: SessionRecord) -> int:
-    """Write the record's session (its fields set to the record's) and the runs it lacks, in one
-    write transaction; how many runs were added."""
-    prepared = prepare_record(record)
-    return await writer.run(write(lambda raw: _import(raw, users, prepared)))
-
-
-def _import(raw: sqlite3.Connection, users: UserDirectory, record: PreparedRecord) -> int:
-    user_pk = users.created_user_pk(raw, record.user_id)
-    session_pk = find_session(raw, user_pk, record.session_id)
-    if session_pk is None:
-        session_pk = raw.execute(_INSERT_SESSION, (user_pk, record.session_id, *record.columns)).lastrowid
-        assert session_pk is not None
-    else:
-        raw.execute(f"UPDATE sessions SET {_SET_SESSION} WHERE pk = ?", (*record.columns, session_pk))
-    held = {row[0] for row in raw.execute("SELECT run_id FROM runs WHERE session_pk = ?", (session_pk,))}
-    added = 0
-    for run, created_at, call_times in record.runs:
-        if run.run_id in held:
-            continue
-        run_pk = write_run(raw, user_pk, session_pk, run, None, created_at)
-        call_pks = raw.execute("SELECT pk FROM tool_calls WHERE run_pk = ? ORDER BY pk", (run_pk,)).fetchall()
-        for (call_pk,), call_time in zip(call_pks, call_times, strict=True):
-            if call_time != created_at:  # write_run stamps a run's tool calls with the run's time
-                raw.execute("UPDATE tool_calls SET created_at = ? WHERE pk = ?", (call_time, call_pk))
-        added += 1
-    return added

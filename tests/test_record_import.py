@@ -2,11 +2,20 @@
 last runs, nobody else's), `export_sessions` by user and ids, and `import_session` merging, skipping or
 replacing a session the user already has, each checked by exporting the result back."""
 
+
 import pytest
 
-from mcp_server_sessions.store import InvalidInput, SessionNotFound, postgres_records, sqlite_export
+from mcp_server_sessions.store import (
+    InvalidInput,
+    NewRun,
+    SessionNotFound,
+    SqliteStore,
+    postgres_records,
+    sqlite_export,
+)
 from mcp_server_sessions.store.protocol import SessionStore
-from mcp_server_sessions.store.records import SessionRecord
+from mcp_server_sessions.store.records import ImportedSession, RecordedMessage, SessionRecord, StoreCounts
+from tests import test_records
 from tests.test_records import fill, records
 
 pytestmark = pytest.mark.anyio
@@ -122,3 +131,135 @@ async def test_an_export_lists_sessions_in_batches_and_leaves_out_one_deleted_me
     await store.for_user("alice").delete_session("s2")  # listed with s1 already
     await store.for_user("alice").delete_session("s5")  # not listed yet
     assert keys([first, *[record async for record in exporting]]) == [("alice", "s1"), ("alice", "s4")]
+
+
+# -- import_session: created, merged, skipped, replaced ------------------------------------------
+
+
+source = test_records.source
+"""Another store (a SQLite file) holding test_records.fill's sample, whose records are imported into `store`."""
+
+
+async def alice_trip(store: SessionStore) -> SessionRecord:
+    return await store.for_user("alice").session_record("trip")
+
+
+def counted(found: list[SessionRecord]) -> StoreCounts:
+    """What a store holding exactly these records counts."""
+    runs = [run for record in found for run in record.runs]
+    return StoreCounts(
+        users=len({record.session.user_id for record in found}),
+        sessions=len(found),
+        runs=len(runs),
+        messages=sum(len(run.messages) for run in runs),
+        tool_calls=sum(len(run.tool_calls) for run in runs),
+    )
+
+
+def replacement_of(record: SessionRecord) -> SessionRecord:
+    """`record` changed as a replacing import would bring it: renamed, its second run gone, its first
+    run's answer rewritten, and a run it did not have."""
+    first, _ = record.runs
+    rewritten = first.model_copy(
+        update={
+            "content": "Go in May instead.",
+            "messages": [
+                *first.messages[:-1],
+                RecordedMessage(role="assistant", content="Go in May instead."),
+            ],
+        }
+    )
+    new = first.model_copy(
+        update={
+            "run_id": "run-9",
+            "input": "What about Lisbon?",
+            "content": "Lisbon in spring.",
+            "tool_calls": [],
+            "messages": [
+                RecordedMessage(role="user", content="What about Lisbon?"),
+                RecordedMessage(role="assistant", content="Lisbon in spring."),
+            ],
+        }
+    )
+    session = record.session.model_copy(update={"name": "Replaced", "state": {"only": "this"}, "run_count": 2})
+    return SessionRecord(session=session, runs=[rewritten, new])
+
+
+async def test_a_session_the_user_lacks_is_created_whatever_on_conflict_says(
+    source: SqliteStore, store: SessionStore
+) -> None:
+    originals = await records(source)
+    for record, on_conflict in zip(originals, ("merge", "skip", "replace", "merge"), strict=True):
+        done = await store.import_session(record, on_conflict=on_conflict)
+        assert done == ImportedSession("created", len(record.runs))
+    assert await records(store) == originals
+    assert await store.counts() == counted(originals) == await source.counts()
+
+
+async def test_merging_sets_the_sessions_fields_and_adds_only_the_runs_it_lacks(
+    source: SqliteStore, store: SessionStore
+) -> None:
+    await store.import_session(await alice_trip(source))
+    alice = source.for_user("alice")
+    await alice.append_run("trip", NewRun.recorded("And in July?", "Midnight sun.", run_id="run-3"))
+    await alice.update_session("trip", name="Renamed", state={"added": True})
+    grown = await alice_trip(source)
+    assert await store.import_session(grown) == ImportedSession("merged", 1)
+    assert await alice_trip(store) == grown
+    assert await store.import_session(grown, on_conflict="merge") == ImportedSession("merged", 0)
+    assert await records(store) == [grown]
+
+
+async def test_skipping_leaves_the_session_untouched(source: SqliteStore, store: SessionStore) -> None:
+    original = await alice_trip(source)
+    await store.import_session(original)
+    changed = replacement_of(original)
+    assert await store.import_session(changed, on_conflict="skip") == ImportedSession("skipped", 0)
+    assert await records(store) == [original]
+    assert await store.counts() == counted([original])
+
+
+async def test_replacing_makes_the_session_exactly_the_record(source: SqliteStore, store: SessionStore) -> None:
+    original = await alice_trip(source)
+    await store.import_session(original)
+    await store.for_user("alice").append_run("trip", NewRun.recorded("Zanzibar?", "Zanzibar is far.", run_id="local"))
+    replacement = replacement_of(original)
+    assert await store.import_session(replacement, on_conflict="replace") == ImportedSession("replaced", 1)
+    assert await alice_trip(store) == replacement
+    assert await records(store) == [replacement]
+    assert await store.counts() == counted([replacement])
+    assert await store.import_session(replacement, on_conflict="replace") == ImportedSession("replaced", 0)
+    assert await records(store) == [replacement]
+
+
+async def test_replacing_drops_the_search_hits_of_the_runs_it_removes(source: SqliteStore, store: SessionStore) -> None:
+    original = await alice_trip(source)
+    await store.import_session(original)
+    alice = store.for_user("alice")
+    await alice.append_run("trip", NewRun.recorded("Zanzibar?", "Zanzibar is far.", run_id="local"))
+    assert {hit.run_id for hit in await alice.search("seats")} == {"run-2"}  # run-2's tool call
+    assert {hit.run_id for hit in await alice.search("zanzibar")} == {"local"}
+    await store.import_session(replacement_of(original), on_conflict="replace")
+    assert await alice.search("seats") == []
+    assert await alice.search("zanzibar") == []
+    assert await alice.search("June") == []  # run-1's former answer
+    assert [(hit.run_id, hit.role) for hit in await alice.search("May instead")] == [("run-1", "assistant")]
+    assert [(hit.run_id, hit.role) for hit in await alice.search("kayaking fjord")] == [("run-1", "user")]
+    assert [hit.run_id for hit in await alice.search("Lisbon") if hit.role == "user"] == ["run-9"]
+
+
+async def test_an_invalid_record_leaves_the_session_exactly_as_it_was(source: SqliteStore, store: SessionStore) -> None:
+    original = await alice_trip(source)
+    await store.import_session(original)
+    replacement = replacement_of(original)
+    twice = replacement.model_copy(update={"runs": [replacement.runs[0], replacement.runs[0]]})
+    late_run = replacement.runs[1].model_copy(update={"created_at": "later"})
+    bad_time = replacement.model_copy(update={"runs": [replacement.runs[0], late_run]})
+    for refused in (twice, bad_time):
+        for on_conflict in ("replace", "merge"):
+            with pytest.raises(InvalidInput):
+                await store.import_session(refused, on_conflict=on_conflict)
+    with pytest.raises(InvalidInput, match="on_conflict must be merge, skip or replace"):
+        await store.import_session(replacement, on_conflict="overwrite")  # type: ignore[arg-type]
+    assert await records(store) == [original]
+    assert await store.counts() == counted([original])

@@ -18,7 +18,7 @@ from mcp_server_sessions.store import (
     SqliteStore,
 )
 from mcp_server_sessions.store.protocol import SessionStore
-from mcp_server_sessions.store.records import SessionRecord, StoreCounts
+from mcp_server_sessions.store.records import ImportedSession, SessionRecord, StoreCounts
 
 pytestmark = pytest.mark.anyio
 
@@ -98,7 +98,7 @@ def dumped(found: list[SessionRecord]) -> list[str]:
 
 
 async def copy_all(source: SessionStore, destination: SessionStore) -> int:
-    return sum([await destination.import_session(record) async for record in source.export_sessions()])
+    return sum([(await destination.import_session(record)).runs_added async for record in source.export_sessions()])
 
 
 @pytest.fixture
@@ -190,7 +190,7 @@ async def test_a_record_with_a_new_run_imports_that_run_only(source: SqliteStore
     [record] = [
         r async for r in source.export_sessions() if (r.session.user_id, r.session.session_id) == ("alice", "trip")
     ]
-    assert await destination.import_session(record) == 1
+    assert await destination.import_session(record) == ImportedSession("merged", 1)
     assert dumped(await records(destination)) == dumped(await records(source))
     copied = await destination.for_user("alice").get_session("trip")
     assert copied.name == "Renamed" and copied.run_count == 3 and list(copied.state)[-1] == "added"
