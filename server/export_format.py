@@ -32,6 +32,10 @@ class FormatError(Exception):
     """The input holds something `import` cannot take; one sentence naming where and how to fix it."""
 
 
+class NotJson(FormatError):
+    """A line that is not UTF-8 JSON at all: on line 1, the file is likely no export."""
+
+
 class NewerFormat(FormatError):
     """A line written by a newer version: upgrading is the fix, not editing the line."""
 
@@ -48,11 +52,11 @@ def decode(line: bytes) -> SessionRecord:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
-        raise FormatError("is not UTF-8 text") from None
+        raise NotJson("is not UTF-8 text") from None
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise FormatError(f"is not JSON (the error is at character {exc.pos + 1})") from None
+        raise NotJson(f"is not JSON (the error is at character {exc.pos + 1})") from None
     if not isinstance(value, dict):
         raise FormatError("is not a JSON object")
     _check_format(value.pop("format", None))
@@ -66,13 +70,21 @@ def read_export(file: BinaryIO, name: str) -> Iterator[tuple[int, SessionRecord]
     """Each record of an export file with its line number, read one line at a time (blank lines are
     passed over). Raises FormatError ("NAME line N is not JSON ...") at the first bad line."""
     for number, line in enumerate(_lines(file), start=1):
-        if line.strip():
-            try:
-                yield number, decode(line)
-            except NewerFormat as exc:
-                raise FormatError(f"{name} line {number} {exc}.") from None
-            except FormatError as exc:
-                raise FormatError(f"{name} line {number} {exc}; {_FIX}.") from None
+        if not line.strip():
+            continue
+        try:
+            record = decode(line)
+        except FormatError as exc:
+            raise FormatError(_bad_line(name, number, exc)) from None
+        yield number, record
+
+
+def _bad_line(name: str, number: int, exc: FormatError) -> str:
+    if isinstance(exc, NotJson) and number == 1:
+        return f"{name} is not JSON Lines (line 1 {exc}); name a file that `export` wrote."
+    if isinstance(exc, NewerFormat):
+        return f"{name} line {number} {exc}."
+    return f"{name} line {number} {exc}; {_FIX}."
 
 
 class RecordChecks:
