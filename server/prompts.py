@@ -18,7 +18,7 @@ from mcp.types import INVALID_PARAMS, InputRequiredResult
 from pydantic import Field
 
 from mcp_server_sessions.store import InvalidInput, UserSessions
-from mcp_server_sessions.store.limits import HISTORY_RUNS, MAX_HISTORY_RUNS
+from mcp_server_sessions.store.limits import HISTORY_RUNS, MAX_HISTORY_RUNS, check_id
 
 from .context import user_sessions
 from .resources import bounded_transcript, protocol_failures
@@ -67,6 +67,7 @@ async def resume_session(
     ] = None,
 ) -> list[Message]:
     """One of your sessions (summary, state, last runs) as context for your model to continue it."""
+    check_id(session_id, "session_id")
     sessions = user_sessions(ctx, None)
     runs = parse_num_runs(num_runs) if num_runs is not None else await default_runs(sessions, session_id)
     transcript = await bounded_transcript(sessions, session_id, runs)

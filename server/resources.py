@@ -31,7 +31,7 @@ from mcp.types import (
 )
 
 from mcp_server_sessions.store import InvalidInput, Session, SessionNotFound, StoreError, UserSessions
-from mcp_server_sessions.store.limits import MAX_SESSION_PAGE, RESULT_BUDGET_BYTES
+from mcp_server_sessions.store.limits import MAX_SESSION_PAGE, RESULT_BUDGET_BYTES, check_id
 from mcp_server_sessions.store.records import RunRecord, SessionRecord
 
 from . import budget
@@ -81,6 +81,7 @@ def register_resources(server: MCPServer[Any]) -> None:
 
 async def read_session(session_id: str, ctx: Context) -> str:
     """A session of the caller as markdown, its last runs within RESULT_BUDGET_BYTES."""
+    check_id(session_id, "session_id")
     return await bounded_transcript(user_sessions(ctx, None), session_id, MAX_TRANSCRIPT_RUNS)
 
 
