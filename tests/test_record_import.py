@@ -2,7 +2,6 @@
 last runs, nobody else's), `export_sessions` by user and ids, and `import_session` merging, skipping or
 replacing a session the user already has, each checked by exporting the result back."""
 
-
 import pytest
 
 from mcp_server_sessions.store import (
