@@ -56,7 +56,7 @@ def list_command(argv: list[str]) -> None:
         if args.json:
             print_json({"sessions": [session.model_dump(mode="json") for session in sessions], "total": total})
         else:
-            _print_sessions(sessions, total, settings.user)
+            _print_sessions(sessions, total, settings.user, args.name)
 
 
 async def _sessions(
@@ -75,12 +75,13 @@ async def _sessions(
             return found, page.total
 
 
-def _print_sessions(sessions: list[Session], total: int, user_id: str) -> None:
+def _print_sessions(sessions: list[Session], total: int, user_id: str, name: str | None) -> None:
     from rich.table import Table
     from rich.text import Text
 
     if not sessions:
-        print(f"User {user_id} has no sessions here.", file=sys.stderr)
+        named = f" whose name contains {one_line(name)!r}" if name else ""
+        print(f"User {user_id} has no sessions{named} here.", file=sys.stderr)
         return
     table = Table(box=None, header_style="bold")
     table.add_column("ID", overflow="fold")
@@ -162,13 +163,13 @@ def _print_hits(hits: list[SearchHit]) -> None:
         print("No matches.", file=sys.stderr)
         return
     table = Table(box=None, header_style="bold")
-    table.add_column("Session", overflow="fold", max_width=40)
+    table.add_column("Session", overflow="fold")
     table.add_column("When", no_wrap=True)
-    table.add_column("Match", ratio=1)
+    table.add_column("Match")
     for hit in hits:
         session = Text(hit.session_id)
         if hit.session_name:
-            session.append("\n" + one_line(hit.session_name), style="dim")
+            session.append("\n" + one_line(hit.session_name, NAME_CHARS), style="dim")
         table.add_row(session, utc_time(hit.created_at, seconds=False), marked_snippet(hit.snippet))
     console().print(table)
 
@@ -208,6 +209,8 @@ def _confirmed(session: Session) -> bool:
     question = f"Delete session {session.session_id!r} ({_described(session)}) of user {session.user_id}? [y/N] "
     print(question, end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline()
+    if not answer:  # end of input (Ctrl-D): the next line starts on a line of its own
+        print(file=sys.stderr)
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -223,7 +226,10 @@ def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Sett
 
 
 def _limit(text: str, most: int) -> int:
-    value = int(text) if text.strip().isdigit() else 0
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if not 1 <= value <= most:
         fail(f"--limit must be a whole number from 1 to {most:,}; got {text!r}.", EXIT_USAGE)
     return value
@@ -237,7 +243,7 @@ def _session_id(text: str) -> str:
 
 
 def _no_session(session_id: str, user_id: str) -> NoReturn:
-    """A session the user does not have (or another user's: the store tells them apart from nothing)."""
+    """A session the user does not have; another user's is answered alike (the store does not tell them apart)."""
     fail(f"User {user_id} has no session {session_id!r}; `{PROG} list` shows yours.", EXIT_FAILED)
 
 
