@@ -66,7 +66,7 @@ def register_resources(server: MCPServer[Any]) -> None:
         title="Session transcript",
         description="One of your sessions as markdown: summary, state and its last runs with their tool calls.",
         mime_type=MARKDOWN,
-        # Session ids are checked by the store (check_id); `..` is a valid id here, not a path.
+        # read_session checks the id's form (check_id); `..` is a valid session id here, not a path.
         security=ResourceSecurity(exempt_params=frozenset({"session_id"})),
     )(protocol_failures("session resource")(read_session))
     # MCPServer lists only static resources, without the request or a cursor; these handlers have both.
@@ -112,9 +112,9 @@ def session_uri(session_id: str) -> str:
 
 def describe(session: Session) -> str:
     runs = f"{session.run_count:,} run{'' if session.run_count == 1 else 's'}, updated {session.updated_at}"
-    if session.summary is None:
+    summary = " ".join(session.summary.summary.split()) if session.summary is not None else ""
+    if not summary:
         return runs
-    summary = " ".join(session.summary.summary.split())
     return f"{runs}. {summary if len(summary) <= SUMMARY_CHARS else summary[: SUMMARY_CHARS - 1] + '…'}"
 
 
