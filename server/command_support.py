@@ -24,9 +24,16 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A parser whose usage errors are one line on stderr (exit 2), like every other refusal of the commands."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message[:1].upper()}{message[1:].rstrip('.')}; see {self.prog} --help.", EXIT_USAGE)
+
+
 def command_parser(name: str, description: str) -> argparse.ArgumentParser:
     """A subcommand's parser with the flags every command shares (`--db`, `--user`, the pool flags ...)."""
-    parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=description)
+    parser = _OneLineParser(prog=f"{PROG} {name}", description=description)
     add_store_flags(parser)
     return parser
 

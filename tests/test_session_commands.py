@@ -265,3 +265,19 @@ async def test_search_highlights_matches_on_a_terminal(sessions_db: str, tmp_pat
     status, shown, stderr = on_terminal(tmp_path, args, b"", "stdout")
     assert (status, stderr) == (0, "")
     assert "\x1b[1;33mfjord\x1b[0m" in shown and "**" not in shown
+
+
+def test_usage_mistakes_are_one_line_each(tmp_path: Path) -> None:
+    """argparse's own refusals (a missing argument, an unknown flag, a bad --user) are one line, exit 2."""
+    db = str(tmp_path / "none.db")
+    missing, unknown, bad_user = cli_all(
+        tmp_path, ("show", "--db", db), ("list", "--db", db, "--bogus"), ("list", "--db", db, "--user", "a b")
+    )
+    assert one_line_refusal(missing, 2) == (
+        "mcp-server-sessions: The following arguments are required: SESSION_ID; see mcp-server-sessions show --help."
+    )
+    assert one_line_refusal(unknown, 2) == (
+        "mcp-server-sessions: Unrecognized arguments: --bogus; see mcp-server-sessions list --help."
+    )
+    assert one_line_refusal(bad_user, 2).startswith("mcp-server-sessions: --user (or MCP_SESSIONS_USER)")
+    assert not (tmp_path / "none.db").exists()
