@@ -44,7 +44,7 @@ def session_markdown(record: SessionRecord, *, earlier_runs: int = 0) -> str:
     blocks.append("## Runs")
     if earlier_runs > 0:
         blocks.append(f"*{_count(earlier_runs, 'earlier run')} not shown here.*")
-    if not record.runs:
+    if not record.runs and earlier_runs == 0:
         blocks.append("*No runs yet.*")
     for number, run in enumerate(record.runs, start=earlier_runs + 1):
         blocks += _run(number, run)

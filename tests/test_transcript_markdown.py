@@ -236,3 +236,8 @@ def test_runs_are_numbered_after_the_earlier_runs_left_out() -> None:
 def test_a_session_without_runs_says_so() -> None:
     text = session_markdown(SessionRecord(session=session(run_count=0, name="Empty"), runs=[]))
     assert texts(text) == ["Empty", *FACTS, "Runs: 0", "Runs", "No runs yet."]
+
+
+def test_earlier_runs_left_out_of_an_empty_tail_are_not_called_no_runs() -> None:
+    text = session_markdown(SessionRecord(session=session(run_count=4, name="Empty"), runs=[]), earlier_runs=4)
+    assert texts(text) == ["Empty", *FACTS, "Runs: 4", "Runs", "4 earlier runs not shown here."]
