@@ -35,15 +35,16 @@ APPLICABLE = (
     "server-initialize",  # initialize handshake and the initialized notification
     "ping",  # ping answers {}
     "tools-list",  # our 11 tools, each with a name, description and inputSchema
-    "resources-list",  # the resources capability the SDK declares: an empty, well-formed list
-    "prompts-list",  # the prompts capability the SDK declares: an empty, well-formed list
+    "resources-list",  # the caller's sessions as session:// resources (none yet here): a well-formed list
+    "prompts-list",  # resume_session, with its arguments
     "dns-rebinding-protection",  # a foreign Host/Origin is refused (421), the loopback one accepted
 )
 
 REFERENCE_TOOL = "calls the reference server's tool {}, which this server does not have"
 NOT_APPLICABLE = {
     "logging-set-level": "this server declares no logging capability (it logs to stderr), so -32601 is correct",
-    "completion-complete": "this server declares no completions capability (nor the prompt test_prompt_with_arguments)",
+    "completion-complete": "completes the reference prompt test_prompt_with_arguments; this server completes only "
+    "session ids (of session://{session_id} and resume_session)",
     "tools-call-simple-text": REFERENCE_TOOL.format("test_simple_text")
     + "; it 'passes' only because its check accepts our 'Unknown tool' error result",
     "tools-call-image": REFERENCE_TOOL.format("test_image_content"),
@@ -63,15 +64,15 @@ NOT_APPLICABLE = {
     "server-sse-polling": REFERENCE_TOOL.format("test_reconnection")
     + " and needs an Mcp-Session-Id; this server is stateless (pending in the suite)",
     "server-sse-multiple-streams": "needs an Mcp-Session-Id and stops without one; this server is stateless by design",
-    "resources-read-text": "reads the reference resource test://static-text; this server serves no resources",
-    "resources-read-binary": "reads the reference resource test://static-binary; this server serves no resources",
-    "resources-templates-read": "reads the reference template test://template/{id}/data; this server has none",
+    "resources-read-text": "reads the reference resource test://static-text; this server serves only session://",
+    "resources-read-binary": "reads the reference resource test://static-binary; this server serves only session://",
+    "resources-templates-read": "reads the reference template test://template/{id}/data; this server's is session://{session_id}",
     "resources-subscribe": "this server declares resources.subscribe false and has no test://watched-resource",
     "resources-unsubscribe": "this server declares resources.subscribe false and has no test://watched-resource",
-    "prompts-get-simple": "gets the reference prompt test_simple_prompt; this server has no prompts",
-    "prompts-get-with-args": "gets the reference prompt test_prompt_with_arguments; this server has no prompts",
-    "prompts-get-embedded-resource": "gets the reference prompt test_prompt_with_embedded_resource; no prompts here",
-    "prompts-get-with-image": "gets the reference prompt test_prompt_with_image; this server has no prompts",
+    "prompts-get-simple": "gets the reference prompt test_simple_prompt; this server's only prompt is resume_session",
+    "prompts-get-with-args": "gets the reference prompt test_prompt_with_arguments; ours is resume_session",
+    "prompts-get-embedded-resource": "gets the reference prompt test_prompt_with_embedded_resource; not here",
+    "prompts-get-with-image": "gets the reference prompt test_prompt_with_image; ours is resume_session",
 }
 
 # What `conformance server -o DIR` names each scenario's folder: server-<scenario>-<ISO time with : and . as ->.
