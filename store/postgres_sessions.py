@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import postgres_fork
 from . import postgres_history as history
 from . import postgres_records as records
 from . import postgres_runs as runs
@@ -167,6 +168,13 @@ class PostgresUserSessions:
             return await records.session_record(conn, session, self._user_id, last_runs)
 
         return await self._parts.db.run(body, write=False)
+
+    async def fork_session(
+        self, session_id: str, new_session_id: str | None = None, *, up_to_run_id: str | None = None
+    ) -> Session:
+        return await postgres_fork.fork_session(
+            self._parts.db, self._parts.users, self._user_id, session_id, new_session_id, up_to_run_id
+        )
 
     # -- runs -------------------------------------------------------------------------
 

@@ -179,6 +179,19 @@ class UserSessions(Protocol):
         Raises SessionNotFound.
         """
 
+    async def fork_session(
+        self, session_id: str, new_session_id: str | None = None, *, up_to_run_id: str | None = None
+    ) -> Session:
+        """A new session of this user (`new_session_id`, or a new UUID) holding copies of the completed runs
+        of `session_id` up to and including `up_to_run_id` (by default, all of them), with their messages,
+        tool calls and search entries, run ids and timestamps; the source's state, metadata, agent config
+        and other fields, and `metadata.forked_from = {session_id, run_id}` (the last run copied, or None).
+        The summary comes along only if it covers no run past the fork point. The source is untouched.
+
+        Raises SessionNotFound; InvalidInput when `new_session_id` is taken or `up_to_run_id` is not a
+        completed run of the session (then nothing is written).
+        """
+
 
 class SessionStore(Protocol):
     @property

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from . import search_query, sqlite_export
+from . import search_query, sqlite_export, sqlite_fork
 from . import sqlite_history as history
 from . import sqlite_runs as runs
 from . import sqlite_session_table as sessions
@@ -179,6 +179,13 @@ class SqliteUserSessions:
             return sqlite_export.session_record(raw, self._session(raw, session_id), self._user_id, last_runs)
 
         return await self._parts.reader.run(read(body))
+
+    async def fork_session(
+        self, session_id: str, new_session_id: str | None = None, *, up_to_run_id: str | None = None
+    ) -> Session:
+        return await sqlite_fork.fork_session(
+            self._parts.writer, self._parts.users, self._user_id, session_id, new_session_id, up_to_run_id
+        )
 
     # -- runs -------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from mcp.server.mcpserver import MCPServer
 from ..errors import expected_failures
 from .claude import run, summarize_session
 from .common import MODEL_CALL, READ_ONLY, WRITES
+from .fork import fork_session
 from .history import get_chat_history, get_tool_call_history, record_run, search_previous_sessions
 from .sessions import delete_session, get_session, list_sessions, start_session, update_session
 
@@ -20,6 +21,7 @@ STORE_TOOLS = (
     (get_session, READ_ONLY),
     (update_session, WRITES.model_copy(update={"idempotent_hint": True})),
     (delete_session, WRITES.model_copy(update={"destructive_hint": True})),
+    (fork_session, WRITES),
 )
 MODEL_TOOLS = ((run, MODEL_CALL), (summarize_session, MODEL_CALL))
 

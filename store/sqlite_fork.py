@@ -1,0 +1,230 @@
+"""Forking a session on SQLite (`fork_session`), and the rules of a fork both backends share.
+
+A fork is a new session of the same user holding copies of the source's completed runs up to and
+including the fork point: `up_to_run_id`, which must name a completed run of the source, or by
+default its last completed run. Runs that are running, paused, cancelled or in error are left out
+(a paused run stays the source's to continue; the others never enter a model's context). The fork
+takes the source's every column (name, state, agent config, session type and ids, and any column a
+later migration adds), with `metadata.forked_from = {session_id, run_id}` (run_id: the fork point,
+null when no run was copied; a fork of a fork names its direct source), a new `created_at` and
+`updated_at`, and `run_count` and token totals counted over the copied runs. The summary comes
+along only when it covers no run past the fork point; its run_count then counts the runs of the
+fork it covers.
+
+Copied runs, messages and tool calls keep their run ids, texts and timestamps and every other
+column; each table is copied with one INSERT ... SELECT inside the database, whatever columns the
+table has now, and the search index entries are copied from the source's entries, so search finds
+the fork's text as it finds the source's. All of it is one write transaction, which holds the
+file's write lock while it copies: about 2 ms per 100 realistic runs (bench/fork_cost.py), so a
+fork of 100,000 runs holds it for about 2 s; other writers wait for it within their busy timeout.
+"""
+
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .clock import utc_now
+from .errors import InvalidInput
+from .limits import MAX_SESSION_TOKENS, check_id, dump_json
+from .models import Session
+from .sqlite_connection import Connection, write
+from .sqlite_identity import UserDirectory, find_session
+from .sqlite_session_table import load
+
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def checked_new_id(new_session_id: str | None) -> str:
+    """The fork's session id: the one asked for, checked, or a new UUID."""
+    return check_id(new_session_id, "new_session_id") if new_session_id is not None else str(uuid.uuid4())
+
+
+def taken(session_id: str) -> InvalidInput:
+    return InvalidInput(
+        f"You already have a session {session_id!r}; pass another new_session_id, or omit it for a new id."
+    )
+
+
+def not_forkable(run_id: str, session_id: str, status: str | None) -> InvalidInput:
+    """The error for an up_to_run_id that is not a completed run of the session (`status` None: no such run)."""
+    if status is None:
+        return InvalidInput(f"Session {session_id!r} has no run {run_id!r}; call get_chat_history to see its run ids.")
+    return InvalidInput(
+        f"Run {run_id!r} of session {session_id!r} is {status}, not completed; fork up to a completed run."
+    )
+
+
+@dataclass(frozen=True)
+class Source:
+    """What the fork takes from the source session besides its rows: metadata and summary (JSON texts)."""
+
+    session_id: str
+    metadata_json: str
+    summary_json: str | None
+
+
+def forked_metadata(source: Source, fork_run_id: str | None) -> str:
+    """The source's metadata with `forked_from` set (replacing a `forked_from` of its own)."""
+    metadata: dict[str, Any] = json.loads(source.metadata_json)
+    metadata["forked_from"] = {"session_id": source.session_id, "run_id": fork_run_id}
+    return dump_json(metadata, "the fork's metadata (the source's with forked_from added)")
+
+
+def summary_covered(summary_json: str | None) -> int | None:
+    """How many of the source's first runs its summary covers; None without a summary."""
+    return None if summary_json is None else int(json.loads(summary_json)["run_count"])
+
+
+def forked_summary(summary_json: str | None, fork_position: int, copied_covered: int) -> str | None:
+    """The summary the fork takes: the source's if it covers no run past the fork point (the
+    `fork_position`-th run of the source), counting the `copied_covered` runs of the fork it covers."""
+    if summary_json is None:
+        return None
+    summary: dict[str, Any] = json.loads(summary_json)
+    if int(summary["run_count"]) > fork_position:
+        return None
+    summary["run_count"] = copied_covered
+    return json.dumps(summary, ensure_ascii=False, separators=(",", ":"))
+
+
+def column_list(columns: list[str], overrides: dict[str, str], prefix: str) -> tuple[str, str]:
+    """(the INSERT's column list, the SELECT's expressions) copying every column of a table: each as
+    `prefix`.column unless `overrides` gives its expression (an empty one leaves the column to its
+    default). A column added by a later migration is copied too."""
+    targets = [column for column in columns if overrides.get(column) != ""]
+    sources = [overrides.get(column) or f"{prefix}{column}" for column in targets]
+    return ", ".join(targets), ", ".join(sources)
+
+
+async def fork_session(
+    writer: Connection,
+    users: UserDirectory,
+    user_id: str,
+    session_id: str,
+    new_session_id: str | None,
+    up_to_run_id: str | None,
+) -> Session:
+    """The fork of the user's session `session_id`, made in one write transaction (see the module's
+    docstring). Raises SessionNotFound, InvalidInput; a refused fork writes nothing."""
+    new_id = checked_new_id(new_session_id)
+
+    def body(raw: sqlite3.Connection) -> Session:
+        source = users.session(raw, user_id, session_id)
+        if find_session(raw, source.user_pk, new_id) is not None:
+            raise taken(new_id)
+        fork_pk, fork_run_id = _fork_point(raw, source.session_pk, session_id, up_to_run_id)
+        new_pk = _copy_session(raw, source.session_pk, new_id)
+        _copy_runs(raw, source.session_pk, new_pk, fork_pk)
+        _finish(raw, source.session_pk, new_pk, session_id, fork_pk, fork_run_id)
+        return load(raw, new_pk, user_id)
+
+    return await writer.run(write(body))
+
+
+def _fork_point(
+    raw: sqlite3.Connection, session_pk: int, session_id: str, up_to_run_id: str | None
+) -> tuple[int, str | None]:
+    """(the pk of the last run to copy, its run_id); (0, None) when the source has no completed run."""
+    if up_to_run_id is not None:
+        row = raw.execute(
+            "SELECT pk, status FROM runs WHERE session_pk = ? AND run_id = ?", (session_pk, up_to_run_id)
+        ).fetchone()
+        if row is None or row["status"] != "completed":
+            raise not_forkable(up_to_run_id, session_id, row["status"] if row else None)
+        return int(row["pk"]), up_to_run_id
+    row = raw.execute(
+        "SELECT pk, run_id FROM runs WHERE session_pk = ? AND status = 'completed' ORDER BY pk DESC LIMIT 1",
+        (session_pk,),
+    ).fetchone()
+    return (0, None) if row is None else (int(row["pk"]), row["run_id"])
+
+
+def _columns(raw: sqlite3.Connection, table: str) -> list[str]:
+    return [row["name"] for row in raw.execute(f"PRAGMA table_info({table})")]
+
+
+def _copy_session(raw: sqlite3.Connection, source_pk: int, new_id: str) -> int:
+    """The new session row, every column the source's but its id, pk and times (totals set by `_finish`)."""
+    now = utc_now()
+    overrides = {"pk": "", "session_id": ":new_id", "created_at": ":now", "updated_at": ":now", "run_count": "0"}
+    overrides |= {column: "0" for column in TOKEN_COLUMNS}
+    targets, sources = column_list(_columns(raw, "sessions"), overrides, "s.")
+    new_pk = raw.execute(
+        f"INSERT INTO sessions ({targets}) SELECT {sources} FROM sessions s WHERE s.pk = :source",
+        {"new_id": new_id, "now": now, "source": source_pk},
+    ).lastrowid
+    assert new_pk is not None
+    return new_pk
+
+
+# The source's rows to copy, numbered in order: the copy of the n-th gets pk `base` + n, so a copy's
+# pk is known from its original's (for the search index) and the pks stay dense.
+_RUNS = (
+    "SELECT r.*, row_number() OVER (ORDER BY r.pk) AS n FROM runs r "
+    "WHERE r.session_pk = :source AND r.status = 'completed' AND r.pk <= :fork_pk"
+)
+_ROWS = (
+    "SELECT t.*, row_number() OVER (ORDER BY t.pk) AS n, :run_base + c.n AS new_run_pk FROM {table} t "
+    f"JOIN ({_RUNS}) c ON c.pk = t.run_pk WHERE t.session_pk = :source"
+)
+_SEARCH_ROWID = {"messages": "2 * ({})", "tool_calls": "2 * ({}) + 1"}
+
+
+def _copy_runs(raw: sqlite3.Connection, source_pk: int, new_pk: int, fork_pk: int) -> None:
+    """The source's completed runs up to `fork_pk` copied into session `new_pk`, with their messages
+    and tool calls and those rows' search index entries."""
+    params: dict[str, Any] = {"source": source_pk, "new": new_pk, "fork_pk": fork_pk}
+    params["run_base"] = _max_pk(raw, "runs")
+    targets, sources = column_list(_columns(raw, "runs"), {"pk": ":run_base + c.n", "session_pk": ":new"}, "c.")
+    raw.execute(f"INSERT INTO runs ({targets}) SELECT {sources} FROM ({_RUNS}) c", params)
+    for table, rowid in _SEARCH_ROWID.items():
+        params["base"] = _max_pk(raw, table)
+        overrides = {"pk": ":base + c.n", "session_pk": ":new", "run_pk": "c.new_run_pk"}
+        targets, sources = column_list(_columns(raw, table), overrides, "c.")
+        rows = _ROWS.format(table=table)
+        raw.execute(f"INSERT INTO {table} ({targets}) SELECT {sources} FROM ({rows}) c", params)
+        raw.execute(
+            "INSERT INTO search_index (rowid, owner, body, session_pk) "
+            f"SELECT {rowid.format(':base + c.n')}, i.owner, i.body, :new FROM ({rows}) c "
+            f"JOIN search_index i ON i.rowid = {rowid.format('c.pk')}",
+            params,
+        )
+
+
+def _max_pk(raw: sqlite3.Connection, table: str) -> int:
+    return int(raw.execute(f"SELECT coalesce(max(pk), 0) FROM {table}").fetchone()[0])
+
+
+def _finish(
+    raw: sqlite3.Connection, source_pk: int, new_pk: int, session_id: str, fork_pk: int, fork_run_id: str | None
+) -> None:
+    """The fork's run count and token totals (over its runs), its metadata and its summary."""
+    row = raw.execute("SELECT metadata, summary FROM sessions WHERE pk = ?", (source_pk,)).fetchone()
+    source = Source(session_id, row["metadata"], row["summary"])
+    position = raw.execute("SELECT count(*) FROM runs WHERE session_pk = ? AND pk <= ?", (source_pk, fork_pk))
+    fork_position = int(position.fetchone()[0])
+    covered = summary_covered(source.summary_json)
+    copied_covered = 0
+    if covered is not None and covered <= fork_position:
+        copied_covered = int(
+            raw.execute(
+                "SELECT count(*) FROM (SELECT status FROM runs WHERE session_pk = ? ORDER BY pk LIMIT ?) "
+                "WHERE status = 'completed'",
+                (source_pk, covered),
+            ).fetchone()[0]
+        )
+    sums = ", ".join(f"min(total(json_extract(metrics, '$.{c}')), {MAX_SESSION_TOKENS})" for c in TOKEN_COLUMNS)
+    count, *tokens = raw.execute(f"SELECT count(*), {sums} FROM runs WHERE session_pk = ?", (new_pk,)).fetchone()
+    raw.execute(
+        f"UPDATE sessions SET metadata = ?, summary = ?, run_count = ?, "
+        f"{', '.join(f'{c} = ?' for c in TOKEN_COLUMNS)} WHERE pk = ?",
+        (
+            forked_metadata(source, fork_run_id),
+            forked_summary(source.summary_json, fork_position, copied_covered),
+            count,
+            *(int(t) for t in tokens),
+            new_pk,
+        ),
+    )
