@@ -5,8 +5,9 @@ The sessions are listed oldest first, page by page, while they are older than th
 as a digest of its whole Session value (name, state, summary, run count, token totals, updated_at),
 and what is deleted is what was listed and has not changed since: a session whose digest differs when
 it is read for the archive, or when it is read again right before its delete, is kept and reported. So
-a run added after the listing (which changes the run count and updated_at) is never deleted unarchived.
-The archive is complete, flushed, fsynced and renamed into place before the first delete: a failure or
+a run added after the listing (which changes the run count and updated_at) is not deleted unarchived;
+only a run committed between that last read and the delete itself could be, as the store protocol has
+no delete conditional on the session being unchanged. The archive is complete, flushed, fsynced and renamed into place before the first delete: a failure or
 a kill while it is written deletes nothing.
 """
 
@@ -149,7 +150,7 @@ async def _listed(sessions: UserSessions, cutoff: str) -> list[Listed]:
 def _confirmed(count: int, user_id: str, cutoff: str) -> bool:
     """Ask on the terminal. Blocking is fine here: the command does nothing else meanwhile."""
     print(
-        f"Delete {counted(count, 'session')} of user {user_id!r} not updated since {cutoff}? [y/N] ",
+        f"Delete {counted(count, 'session')} of user {user_id!r} not updated since {utc_time(cutoff)}? [y/N] ",
         end="",
         file=sys.stderr,
         flush=True,
@@ -216,7 +217,9 @@ def _as_json(pruned: Pruned, cutoff: str, args: argparse.Namespace) -> dict[str,
 
 
 def _sentence(pruned: Pruned, user_id: str, cutoff: str) -> str:
-    sentence = f"Deleted {counted(len(pruned.deleted), 'session')} of user {user_id!r} not updated since {cutoff}"
+    sentence = (
+        f"Deleted {counted(len(pruned.deleted), 'session')} of user {user_id!r} not updated since {utc_time(cutoff)}"
+    )
     if pruned.archive is not None:
         sentence += f", archived in {pruned.archive} first"
     if pruned.kept:
