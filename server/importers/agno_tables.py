@@ -35,8 +35,13 @@ class SessionTable:
 
 def open_database(path: Path) -> sqlite3.Connection:
     """The file opened read-only; SourceError if it is not there or not a SQLite database."""
+    if path.is_dir():
+        raise SourceError(
+            f"{path} is a directory; name the SQLite file your Agno SqliteDb writes (its db_file), or use "
+            "--from claude-code for a directory of Claude Code transcripts."
+        )
     if not path.is_file():
-        raise SourceError(f"There is no file at {path}; name the SQLite file your Agno SqliteDb writes (db_file).")
+        raise SourceError(f"There is no file at {path}; name the SQLite file your Agno SqliteDb writes (its db_file).")
     connection = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
     try:
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()

@@ -3,7 +3,8 @@ time. PATH is a transcript (`<session uuid>.jsonl`) or a directory holding them,
 `~/.claude/projects/<project>/` or `~/.claude/projects/` (read recursively, in path order).
 
 What goes where:
-- A transcript is a session: its id is the entries' `sessionId`; its name the transcript's `summary`
+- A transcript is a session: its id is the entries' `sessionId` (the one the file is named after when
+  a resumed conversation's copied entries carry an earlier one); its name the transcript's `summary`
   line (the one about this transcript's messages, else the last one), or else its first prompt cut
   short; its times those of its first and last entries; `imported_from` in its metadata names the
   source, the working directory, git branch and Claude Code version. The summary Claude Code writes
@@ -84,13 +85,11 @@ def _entries(file: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 except (json.JSONDecodeError, UnicodeDecodeError):
                     if read_any and not line.endswith(b"\n"):
                         return  # Claude Code is appending it as we read
-                    raise SourceError(
-                        f"Line {number} of {file} is not JSON, so this is no transcript; {_HINT}."
-                    ) from None
+                    raise SourceError(f"{file} is not a transcript: line {number} is not JSON; {_HINT}.") from None
                 if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
                     raise SourceError(
-                        f"Line {number} of {file} is not a Claude Code transcript entry (a JSON object with a type); "
-                        f"{_HINT}."
+                        f"{file} is not a transcript: line {number} is not a Claude Code entry (a JSON object with "
+                        f"a type); {_HINT}."
                     )
                 read_any = True
                 yield number, entry
@@ -103,7 +102,8 @@ class _Transcript:
 
     def __init__(self, file: Path) -> None:
         self.file = file
-        self.session_id: str | None = None
+        self.session_ids: list[str] = []
+        """The sessionIds the entries carry, in order of first appearance."""
         self.facts: dict[str, str] = {}
         self.first_time: str | None = None
         self.last_time: str | None = None
@@ -130,9 +130,12 @@ class _Transcript:
             return
         self.first_time = self.first_time or time
         self.last_time = max(self.last_time or time, time)
-        if self.session_id is None and isinstance(entry.get("sessionId"), str):
-            self.session_id = entry["sessionId"]
-            self.facts = {name: entry[key] for key, name in _FACTS.items() if isinstance(entry.get(key), str)}
+        session_id = entry.get("sessionId")
+        if isinstance(session_id, str) and session_id not in self.session_ids:
+            self.session_ids.append(session_id)
+            self.facts = self.facts or {
+                name: entry[key] for key, name in _FACTS.items() if isinstance(entry.get(key), str)
+            }
         if kind == "assistant":
             if self.open is not None:
                 self.open.reply(entry, message, time)
@@ -170,7 +173,10 @@ class _Transcript:
         self._finish()
         if not self.turns or self.first_time is None or self.last_time is None:
             return None
-        raw_id = self.session_id or self.file.stem
+        # A resumed conversation's file starts with entries copied from the earlier one, which may carry
+        # the earlier sessionId: the file's own is the one its name gives, else the last one.
+        own = self.file.stem in self.session_ids or not self.session_ids
+        raw_id = self.file.stem if own else self.session_ids[-1]
         session_id = fitted_id(raw_id, "session")
         origin: dict[str, Any] = {"source": "claude-code", **self.facts}
         if session_id != raw_id:

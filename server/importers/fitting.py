@@ -43,7 +43,7 @@ def fitted_text(text: str, limit: int = MAX_TEXT_BYTES) -> str:
     if len(data) <= limit:
         return text
     note = f"\n… [cut on import: {len(data):,} bytes in all]"
-    return data[: limit - len(note.encode("utf-8"))].decode("utf-8", "ignore") + note
+    return data[: max(limit - len(note.encode("utf-8")), 0)].decode("utf-8", "ignore") + note
 
 
 def fitted_name(name: str | None) -> str | None:
@@ -81,17 +81,19 @@ def json_size(value: Any) -> int:
 
 
 def fitted_json(value: Any, limit: int = MAX_JSON_BYTES) -> Any:
-    """`value` as plain JSON within `limit` bytes; a larger value becomes the start of its JSON text."""
+    """`value` as plain JSON within `limit` bytes; a larger string is cut, a larger object or array
+    becomes the start of its JSON text."""
     value = plain_json(value)
     if json_size(value) <= limit:
         return value
-    text = json.dumps(value, ensure_ascii=False)
-    budget = limit
-    while True:  # escaping can make the cut text longer as JSON than as text: halve until it fits
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    # escapes make JSON longer than its text: cut in proportion, then less until it fits
+    budget = limit * len(text.encode("utf-8")) // json_size(text) - 64
+    while True:
         cut = fitted_text(text, budget)
         if json_size(cut) <= limit:
             return cut
-        budget //= 2
+        budget = budget * 9 // 10
 
 
 def from_epoch(seconds: object) -> str | None:
