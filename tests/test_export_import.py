@@ -232,3 +232,30 @@ async def test_bad_input_is_one_line_and_imports_nothing(db_path: Path, tmp_path
     ]
     assert dumped(await stored(str(db_path))) == dumped(records)  # the good lines before the bad one: not imported
     assert not absent_db.exists()  # checked before the store was opened
+
+
+async def test_an_output_export_cannot_write_is_one_line_and_an_old_file_stays_whole(
+    db_path: Path, tmp_path: Path
+) -> None:
+    await filled(str(db_path))
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("the previous export\n")
+    export = ("export", "--db", str(db_path), "--all-users", "-o")
+    folder, nowhere, failed = cli_all(
+        tmp_path,
+        (*export, str(tmp_path)),
+        (*export, str(tmp_path / "no" / "such.jsonl")),
+        ("export", "--db", str(db_path), "--session", "nope", "-o", str(kept)),
+    )
+    assert one_line_refusal(folder, status=1) == (
+        f"mcp-server-sessions: {tmp_path} is a directory; name a file to write the sessions to."
+    )
+    assert one_line_refusal(nowhere, status=1) == (
+        f"mcp-server-sessions: Cannot write {tmp_path / 'no' / 'such.jsonl'} (No such file or directory); "
+        "name a file in a directory you can write to."
+    )
+    assert one_line_refusal(failed, status=1) == (
+        "mcp-server-sessions: User 'default' has no session 'nope'; `list` shows theirs (or name the user with --user)."
+    )
+    assert kept.read_text() == "the previous export\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["home", "kept.jsonl", "sessions.db"]
