@@ -19,17 +19,16 @@ async def fork_session(
     session_id: SessionId,
     new_session_id: Annotated[
         str | None,
-        Field(pattern=ID_PATTERN, description="Id of the new session (must be new); omit for a random one."),
+        Field(pattern=ID_PATTERN, description="New session id; omit for a random one."),
     ] = None,
     up_to_run_id: Annotated[
         str | None,
-        Field(pattern=ID_PATTERN, description="Last completed run to copy; omit to copy every completed run."),
+        Field(pattern=ID_PATTERN, description="Last run to copy; omit for every completed run."),
     ] = None,
     user_id: UserId = None,
 ) -> Annotated[CallToolResult, Session]:
-    """Fork a session to try another path: a new session with a copy of its completed runs (up to
-    up_to_run_id), state, metadata and agent settings; metadata.forked_from names the source, which is
-    left unchanged."""
+    """Copy a session's completed runs (up to up_to_run_id), state, metadata and agent settings into a new
+    session, to try another path; metadata.forked_from names the source, which stays unchanged."""
     fork = await user_sessions(ctx, user_id).fork_session(session_id, new_session_id, up_to_run_id=up_to_run_id)
     forked_from = fork.metadata["forked_from"]
     point = f"up to run {forked_from['run_id']!r}" if forked_from["run_id"] else "with no runs"

@@ -1,0 +1,240 @@
+"""fork_session (issue 12, "Forks"): a new session of the same user holding copies of the source's
+completed runs up to a point, on SQLite and PostgreSQL, through the in-process client; the store is
+opened beside it to read whole records and to make runs no tool records (in error, still running)."""
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from mcp_server_sessions.store import NewRun, SessionStore, SessionSummary, SqliteStore
+from mcp_server_sessions.store.records import SessionRecord
+from tests.helpers import call_error, call_ok
+
+pytestmark = pytest.mark.anyio
+
+NOT_FOUND = "No session {!r} for this user; call list_sessions to see your sessions or start_session to create it."
+AGENT = {"model": "claude-test", "system": "Be brief.", "num_history_runs": 5, "max_tokens": 100, "auto_summary": False}
+
+
+async def seed(client: Client, runs: int = 3, session_id: str = "trip") -> dict[str, Any]:
+    """Alice's session `session_id` with `runs` recorded runs r1..rN, each with a tool call and tokens."""
+    await call_ok(
+        client,
+        "start_session",
+        session_id=session_id,
+        name="Fjord trip",
+        state={"budget": 900, "nested": {"a": [1, 2]}},
+        metadata={"source": "test", "tags": ["x"]},
+        agent=AGENT,
+    )
+    for n in range(1, runs + 1):
+        await call_ok(
+            client,
+            "record_run",
+            session_id=session_id,
+            run_id=f"r{n}",
+            input=f"question {n} about kayaking",
+            output=f"answer {n} on the fjords",
+            tool_calls=[{"tool_name": "weather", "arguments": {"day": n}, "result": {"rain": n}}],
+            metrics={"input_tokens": 10 * n, "output_tokens": n, "cache_read_tokens": 2, "model": "m"},
+        )
+    return await call_ok(client, "get_session", session_id=session_id)
+
+
+async def record(store: SessionStore, session_id: str, user_id: str = "alice") -> SessionRecord:
+    return await store.for_user(user_id).session_record(session_id)
+
+
+def as_in(fork_id: str, source: SessionRecord, run_ids: list[str]) -> list[dict[str, Any]]:
+    """The source's runs `run_ids`, whole, as the fork `fork_id` must hold them."""
+    return [run.model_copy(update={"session_id": fork_id}).model_dump() for run in source.runs if run.run_id in run_ids]
+
+
+def runs_of(fork: SessionRecord) -> list[dict[str, Any]]:
+    return [run.model_dump() for run in fork.runs]
+
+
+async def test_a_fork_up_to_a_run_holds_those_runs_whole_and_the_source_s_fields(
+    client: Client, store: SessionStore
+) -> None:
+    source = await seed(client)
+    before = await record(store, "trip")
+    fork = await call_ok(client, "fork_session", session_id="trip", new_session_id="trip-b", up_to_run_id="r2")
+    assert fork["created_at"] == fork["updated_at"] and fork["created_at"] > source["updated_at"]
+    assert fork == {
+        **source,
+        "session_id": "trip-b",
+        "metadata": {"source": "test", "tags": ["x"], "forked_from": {"session_id": "trip", "run_id": "r2"}},
+        "run_count": 2,
+        "metrics": {
+            "input_tokens": 30,
+            "output_tokens": 3,
+            "total_tokens": 33,
+            "cache_read_tokens": 4,
+            "cache_write_tokens": 0,
+        },
+        "created_at": fork["created_at"],
+        "updated_at": fork["updated_at"],
+    }
+    assert await call_ok(client, "get_session", session_id="trip-b") == fork
+    assert runs_of(await record(store, "trip-b")) == as_in("trip-b", before, ["r1", "r2"])
+    assert await record(store, "trip") == before  # the source untouched
+
+    # history and tool calls read the fork as any session
+    source_history = await call_ok(client, "get_chat_history", session_id="trip", include_tool_messages=True)
+    fork_history = await call_ok(client, "get_chat_history", session_id="trip-b", include_tool_messages=True)
+    assert fork_history == {
+        "session_id": "trip-b",
+        "messages": [m for m in source_history["messages"] if m["run_id"] in ("r1", "r2")],
+        "next_cursor": None,
+    }
+    source_calls = await call_ok(client, "get_tool_call_history", session_id="trip")
+    fork_calls = await call_ok(client, "get_tool_call_history", session_id="trip-b", tool_name="weather")
+    assert fork_calls == {
+        "session_id": "trip-b",
+        "tool_calls": [c for c in source_calls["tool_calls"] if c["run_id"] in ("r1", "r2")],
+        "next_cursor": None,
+    }
+
+
+async def test_by_default_a_fork_holds_every_completed_run_and_no_other(client: Client, store: SessionStore) -> None:
+    await seed(client, runs=1)
+    alice = store.for_user("alice")
+    failed = NewRun.recorded("it broke", "partial", run_id="r2").model_copy(update={"status": "error", "error": "x"})
+    await alice.append_run("trip", failed)
+    await call_ok(client, "record_run", session_id="trip", run_id="r3", input="third", output="three")
+    await alice.begin_run("trip", "r4", "still going")
+    before = await record(store, "trip")
+
+    fork = await call_ok(client, "fork_session", session_id="trip", new_session_id="all")
+    assert (fork["run_count"], fork["metadata"]["forked_from"]) == (2, {"session_id": "trip", "run_id": "r3"})
+    assert runs_of(await record(store, "all")) == as_in("all", before, ["r1", "r3"])
+    for run_id, status in (("r2", "error"), ("r4", "running")):
+        message = await call_error(client, "fork_session", session_id="trip", up_to_run_id=run_id)
+        assert message == f"Run {run_id!r} of session 'trip' is {status}, not completed; fork up to a completed run."
+    assert await record(store, "trip") == before
+
+
+async def test_a_fork_without_a_new_id_gets_a_uuid_and_a_fork_of_no_runs_names_no_run(client: Client) -> None:
+    await call_ok(client, "start_session", session_id="empty", state={"k": 1})
+    fork = await call_ok(client, "fork_session", session_id="empty")
+    assert len(fork["session_id"]) == 36 and fork["session_id"].count("-") == 4
+    assert (fork["run_count"], fork["state"], fork["metadata"]) == (
+        0,
+        {"k": 1},
+        {"forked_from": {"session_id": "empty", "run_id": None}},
+    )
+    again = await call_ok(client, "fork_session", session_id=fork["session_id"], new_session_id="grandchild")
+    assert again["metadata"] == {"forked_from": {"session_id": fork["session_id"], "run_id": None}}
+
+
+async def test_search_finds_the_fork_s_text_once_per_session(client: Client) -> None:
+    await seed(client, runs=2)
+    await call_ok(client, "fork_session", session_id="trip", new_session_id="trip-b", up_to_run_id="r1")
+    found = await call_ok(client, "search_previous_sessions", query="kayaking", limit=20)
+    hits = sorted((h["session_id"], h["run_id"], h["role"]) for h in found["results"])
+    assert hits == [("trip", "r1", "user"), ("trip", "r2", "user"), ("trip-b", "r1", "user")]
+    found = await call_ok(client, "search_previous_sessions", query="weather", limit=20)
+    hits = sorted((h["session_id"], h["run_id"], h["role"]) for h in found["results"])
+    assert hits == [("trip", "r1", "tool"), ("trip", "r2", "tool"), ("trip-b", "r1", "tool")]
+
+
+async def test_deleting_the_source_leaves_the_fork_whole(client: Client, store: SessionStore) -> None:
+    await seed(client)
+    await call_ok(client, "fork_session", session_id="trip", new_session_id="trip-b")
+    fork = await record(store, "trip-b")
+    await call_ok(client, "delete_session", session_id="trip")
+    assert await record(store, "trip-b") == fork
+    found = await call_ok(client, "search_previous_sessions", query="fjords", limit=20)
+    assert sorted(h["run_id"] for h in found["results"] if h["session_id"] == "trip-b") == ["r1", "r2", "r3"]
+    assert {h["session_id"] for h in found["results"]} == {"trip-b"}
+
+
+async def test_the_summary_comes_along_only_if_it_covers_no_run_past_the_fork_point(
+    client: Client, store: SessionStore
+) -> None:
+    await seed(client, runs=1)
+    alice = store.for_user("alice")
+    failed = NewRun.recorded("it broke", "", run_id="r2").model_copy(update={"status": "error"})
+    await alice.append_run("trip", failed)
+    await call_ok(client, "record_run", session_id="trip", run_id="r3", input="third", output="three")
+    summary = SessionSummary(summary="Kayaks.", topics=["kayak"], run_count=3, updated_at="2026-01-01T00:00:00.000000Z")
+    await alice.set_summary("trip", summary)
+
+    whole = await call_ok(client, "fork_session", session_id="trip", new_session_id="whole")
+    # it covers runs 1 to 3 of the source, of which the fork holds two (r1, r3)
+    assert whole["summary"] == {**summary.model_dump(), "run_count": 2}
+    part = await call_ok(client, "fork_session", session_id="trip", new_session_id="part", up_to_run_id="r1")
+    assert (part["summary"], part["run_count"]) == (None, 1)
+
+
+async def test_refused_forks_say_why_and_write_nothing(client: Client, store: SessionStore) -> None:
+    await seed(client, runs=2)
+    await call_ok(client, "start_session", session_id="taken")
+    await call_ok(client, "start_session", session_id="bobs", user_id="bob")
+    counts = await store.counts()
+    refusals = {
+        "You already have a session 'taken'; pass another new_session_id, or omit it for a new id.": {
+            "new_session_id": "taken"
+        },
+        "Session 'trip' has no run 'r9'; call get_chat_history to see its run ids.": {"up_to_run_id": "r9"},
+    }
+    for expected, arguments in refusals.items():
+        assert await call_error(client, "fork_session", session_id="trip", **arguments) == expected
+    # a run id of another session is no run of this one
+    await call_ok(client, "record_run", session_id="other", run_id="elsewhere", input="a", output="b")
+    counts = await store.counts()
+    message = await call_error(client, "fork_session", session_id="trip", up_to_run_id="elsewhere")
+    assert message == "Session 'trip' has no run 'elsewhere'; call get_chat_history to see its run ids."
+    # another user's session reads exactly like a missing one
+    assert await call_error(client, "fork_session", session_id="trip", user_id="bob") == NOT_FOUND.format("trip")
+    assert await call_error(client, "fork_session", session_id="nosuch") == NOT_FOUND.format("nosuch")
+    assert await call_error(client, "fork_session", session_id="bobs") == NOT_FOUND.format("bobs")
+    assert await store.counts() == counts
+    bad = await client.call_tool("fork_session", {"session_id": "trip", "new_session_id": "no spaces"})
+    assert bad.is_error and await store.counts() == counts
+
+
+async def test_forks_are_the_user_s_own(client: Client, store: SessionStore) -> None:
+    await seed(client, runs=1)
+    bobs = await call_ok(client, "record_run", session_id="trip-b", user_id="bob", input="bob's", output="own")
+    # session ids are per user: alice may fork into an id bob has, and bob's session stays his
+    fork = await call_ok(client, "fork_session", session_id="trip", new_session_id="trip-b")
+    assert (fork["user_id"], fork["run_count"]) == ("alice", 1)
+    bob_record = await record(store, "trip-b", "bob")
+    assert [(r.run_id, r.input) for r in bob_record.runs] == [(bobs["run_id"], "bob's")]
+    bob_found = await call_ok(client, "search_previous_sessions", query="kayaking", user_id="bob")
+    assert bob_found == {"results": []}
+    listed = await call_ok(client, "list_sessions", user_id="bob")
+    assert [s["session_id"] for s in listed["sessions"]] == ["trip-b"] and listed["total"] == 1
+
+
+async def test_a_column_a_later_migration_adds_is_copied_too(db_path: Path) -> None:
+    """SQLite only: the copy takes every column each table has, not a list written down today."""
+    store = await SqliteStore.open(str(db_path))
+    try:
+        alice = store.for_user("alice")
+        await alice.append_run("trip", NewRun.recorded("hello", "hi", run_id="r1"))
+        with closing(sqlite3.connect(db_path)) as raw:
+            for table in ("sessions", "runs", "messages", "tool_calls"):
+                raw.execute(f"ALTER TABLE {table} ADD COLUMN later TEXT")
+                raw.execute(f"UPDATE {table} SET later = 'kept ' || pk")
+            raw.commit()
+        await alice.fork_session("trip", "fork")
+        with closing(sqlite3.connect(db_path)) as raw:
+            rows = raw.execute(
+                "SELECT s.session_id, s.later, r.later, m.later FROM sessions s JOIN runs r ON r.session_pk = s.pk "
+                "JOIN messages m ON m.run_pk = r.pk ORDER BY s.pk, m.pk"
+            ).fetchall()
+        assert rows == [
+            ("trip", "kept 1", "kept 1", "kept 1"),
+            ("trip", "kept 1", "kept 1", "kept 2"),
+            ("fork", "kept 1", "kept 1", "kept 1"),
+            ("fork", "kept 1", "kept 1", "kept 2"),
+        ]
+    finally:
+        await store.close()
