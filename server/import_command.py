@@ -10,6 +10,8 @@ transaction per session. The second reading writes no more records than the firs
 import argparse
 import importlib
 import itertools
+import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,6 +91,12 @@ def _reading(source: str | None, name: str, user_id: str) -> Records:
 
 def _export_records(name: str) -> Iterator[tuple[str, SessionRecord]]:
     try:
+        mode = os.stat(name).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a directory is refused by open, below
+            raise SourceError(
+                f"{name} is not a regular file, and import reads its input twice (to check it, then to write it); "
+                "save it to a file first."
+            )
         with open(name, "rb") as file:
             for number, record in read_export(file, name):
                 yield f"{name} line {number}", record
@@ -125,6 +133,8 @@ async def _write_all(store: SessionStore, records: Records, checked: int, on_con
                 found = next(reading, None)
             except (FormatError, SourceError) as exc:
                 raise CommandFailure(_stopped(written, f"the input changed while it was imported: {exc}")) from None
+            if found is None and written < checked:
+                raise CommandFailure(_stopped(written, "the input changed while it was imported: it ended early."))
             if found is None:
                 return outcomes
             where, record = found

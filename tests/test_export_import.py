@@ -210,6 +210,8 @@ async def test_bad_input_is_one_line_and_imports_nothing(db_path: Path, tmp_path
     folder = tmp_path / "folder"
     folder.mkdir()
     absent_db = tmp_path / "absent.db"
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
     commands = [
         ("import", str(broken), "--db", str(db_path)),
         ("import", str(twice), "--db", str(db_path), "--on-conflict", "replace"),
@@ -217,6 +219,7 @@ async def test_bad_input_is_one_line_and_imports_nothing(db_path: Path, tmp_path
         ("import", str(tmp_path / "missing.jsonl"), "--db", str(db_path)),
         ("import", str(folder), "--db", str(db_path)),
         ("import", str(photo / "inside.jsonl"), "--db", str(db_path)),
+        ("import", str(pipe), "--db", str(db_path)),
     ]
     refusals = [one_line_refusal(done, status=1) for done in cli_all(tmp_path, *commands)]
     assert refusals == [
@@ -229,6 +232,8 @@ async def test_bad_input_is_one_line_and_imports_nothing(db_path: Path, tmp_path
         f"mcp-server-sessions: {folder} is a directory; name a file that `export` wrote (a directory of Claude Code "
         "transcripts takes --from claude-code).",
         f"mcp-server-sessions: Cannot read {photo / 'inside.jsonl'} (Not a directory); make it readable.",
+        f"mcp-server-sessions: {pipe} is not a regular file, and import reads its input twice (to check it, then "
+        "to write it); save it to a file first.",
     ]
     assert dumped(await stored(str(db_path))) == dumped(records)  # the good lines before the bad one: not imported
     assert not absent_db.exists()  # checked before the store was opened
