@@ -24,6 +24,7 @@ from mcp_server_sessions.server.cli import configure_logging
 
 from . import (
     delete_lock,
+    export_import,
     first_run,
     http_load,
     http_postgres,
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         sizes = asyncio.run(result_size.main_async(quick))
         report["result_size"] = sizes
         sections.append("## Largest legal requests: bytes returned, server peak RSS\n\n" + result_size.markdown(sizes))
+        failures += export_import.register(report, sections, quick, cluster, pg_skipped, workdir)
 
         tools = asyncio.run(tools_list.measure())  # the same in quick and full runs: it is a size, not a timing
         report["tools_list"] = tools
