@@ -26,6 +26,7 @@ from . import (
     delete_lock,
     export_import,
     first_run,
+    fork_cost,
     http_load,
     http_postgres,
     mcp_roundtrip,
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> None:
         deleting = asyncio.run(delete_lock.main_async(quick, workdir))
         report["delete_lock"] = deleting
         sections.append("## Deleting a large session while another process writes\n\n" + delete_lock.markdown(deleting))
+
+        forks = asyncio.run(fork_cost.main_async(quick, workdir, cluster, pg_skipped))
+        report["fork_cost"] = forks
+        sections.append("## Forking a session: fork_session next to append_run\n\n" + fork_cost.markdown(forks))
 
         lengths = [10, 300] if quick else [10, 1000, 3000]
         samples, budget = (5, 10.0) if quick else (30, 40.0)
