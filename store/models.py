@@ -6,10 +6,12 @@ lives in exactly one place.
 
 import json
 import uuid
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from .errors import InvalidInput
 from .limits import (
     HISTORY_RUNS,
     MAX_DURATION_MS,
@@ -17,14 +19,18 @@ from .limits import (
     MAX_ID_CHARS,
     MAX_MODEL_CHARS,
     MAX_OUTPUT_TOKENS,
+    MAX_STEP_NAME_CHARS,
     MAX_SYSTEM_CHARS,
     MAX_TOKENS,
     MAX_TOOL_NAME_CHARS,
     TOOL_CALL_LINE_CHARS,
+    check_id,
 )
 
 RunStatus = Literal["running", "completed", "paused", "cancelled", "error"]
 Role = Literal["user", "assistant", "tool"]
+SessionType = Literal["agent", "team", "workflow"]
+StepStatus = Literal["completed", "error", "skipped", "cancelled", "paused", "running"]
 
 TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
 Milliseconds = Annotated[float, Field(ge=0, le=MAX_DURATION_MS, allow_inf_nan=False)]
@@ -87,6 +93,13 @@ class Session(BaseModel):
     created_at: str
     updated_at: str
     metrics: SessionMetrics = Field(default_factory=SessionMetrics, description="Token totals of the runs.")
+    session_type: SessionType = Field(default="agent", description="What the session holds: agent, team or workflow.")
+    agent_id: str | None = Field(default=None, description="The agent the session belongs to, if any.")
+    team_id: str | None = Field(default=None, description="The team the session belongs to, if any.")
+    workflow_id: str | None = Field(default=None, description="The workflow the session belongs to, if any.")
+    paused_run_ids: list[str] = Field(
+        default_factory=list, description="The session's paused runs, oldest first (at most the first 20)."
+    )
 
 
 class RunMetrics(BaseModel):
@@ -130,6 +143,42 @@ class ToolCall(BaseModel):
     duration_ms: float | None
 
 
+class WorkflowStep(BaseModel):
+    """One step of a workflow run, as the workflow reported it."""
+
+    name: str
+    input: JsonValue = None
+    output: JsonValue = None
+    status: StepStatus = "completed"
+    duration_ms: float | None = None
+
+    def history_line(self) -> str:
+        """The step as one line of chat history (a tool-like message: hidden unless tool messages are
+        asked for, and searchable), cut to TOOL_CALL_LINE_CHARS: the step itself is stored whole."""
+        line = f"step {self.name} ({self.status}): {_json_text(self.input)} -> {_json_text(self.output)}"
+        return line if len(line) <= TOOL_CALL_LINE_CHARS else line[: TOOL_CALL_LINE_CHARS - 1] + "…"
+
+
+class NewWorkflowStep(WorkflowStep):
+    """A workflow step as a client records it, with the input bounds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=MAX_STEP_NAME_CHARS, description="The step's name.")
+    input: JsonValue = Field(default=None, description="What the step was given (any JSON).")
+    output: JsonValue = Field(default=None, description="What the step produced (any JSON).")
+    status: StepStatus = Field(default="completed", description="How the step ended.")
+    duration_ms: Milliseconds | None = Field(default=None, description="How long it took.")
+
+
+class Requirement(BaseModel):
+    """A call of a client-executed tool that a paused run waits for: answered with continue_run."""
+
+    tool_call_id: str
+    tool_name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class Run(BaseModel):
     run_id: str
     session_id: str
@@ -140,6 +189,12 @@ class Run(BaseModel):
     metrics: StoredRunMetrics
     created_at: str
     error: str | None = Field(default=None, description="Why the run ended in error or was cut short.")
+    parent_run_id: str | None = Field(default=None, description="The team leader's run this member run served.")
+    agent_id: str | None = Field(default=None, description="The agent that ran it, if recorded.")
+    steps: list[WorkflowStep] = Field(default_factory=list, description="A workflow run's steps, in order.")
+    requirements: list[Requirement] = Field(
+        default_factory=list, description="A paused run's client tool calls waiting for results."
+    )
 
 
 class ChatMessage(BaseModel):
@@ -177,6 +232,10 @@ class ToolCallPage(BaseModel):
     next_cursor: str | None
 
 
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 class NewToolCall(BaseModel):
     """A tool call as a client records it."""
 
@@ -193,10 +252,44 @@ class NewToolCall(BaseModel):
 
     def history_line(self) -> str:
         """The call as one line of chat history, cut to TOOL_CALL_LINE_CHARS: the call itself is stored whole."""
-        result = self.result if isinstance(self.result, str) else json.dumps(self.result, ensure_ascii=False)
+        result = _json_text(self.result)
         arguments = json.dumps(self.arguments, ensure_ascii=False)
         line = f"{self.tool_name}({arguments}) -> {'error: ' if self.is_error else ''}{result}"
         return line if len(line) <= TOOL_CALL_LINE_CHARS else line[: TOOL_CALL_LINE_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class SessionKind:
+    """A session's type and the agent, team and workflow it belongs to, as a call names them (None: not
+    named). Starting a session sets them; listing sessions filters by those named."""
+
+    session_type: SessionType | None = None
+    agent_id: str | None = None
+    team_id: str | None = None
+    workflow_id: str | None = None
+
+    def checked(self) -> "SessionKind":
+        """The same kind, its type and ids checked; InvalidInput otherwise."""
+        if self.session_type is not None and self.session_type not in get_args(SessionType):
+            raise InvalidInput(f"session_type must be agent, team or workflow; got {self.session_type!r}.")
+        for column, value in self.filters[1 if self.session_type else 0 :]:
+            check_id(value, column)
+        return self
+
+    @property
+    def columns(self) -> tuple[str | None, ...]:
+        """session_type, agent_id, team_id and workflow_id as a new session stores them."""
+        return (self.session_type or "agent", self.agent_id, self.team_id, self.workflow_id)
+
+    @property
+    def filters(self) -> list[tuple[str, str]]:
+        """The (column, value) pairs named, in column order."""
+        named = zip(
+            ("session_type", "agent_id", "team_id", "workflow_id"),
+            (self.session_type, self.agent_id, self.team_id, self.workflow_id),
+            strict=True,
+        )
+        return [(column, value) for column, value in named if value is not None]
 
 
 class NewMessage(BaseModel):
@@ -236,6 +329,12 @@ class NewRun(BaseModel):
     tool_calls: list[NewToolCall] = Field(default_factory=list)
     metrics: RunMetrics = Field(default_factory=RunMetrics)
     error: str | None = None
+    parent_run_id: str | None = None
+    agent_id: str | None = None
+    steps: list[WorkflowStep] = Field(default_factory=list)
+    requirements: list[Requirement] = Field(default_factory=list)
+    resume: dict[str, Any] | None = None
+    """A paused run's private continuation state: stored, carried by records, never returned by tools."""
 
     @classmethod
     def recorded(

@@ -67,7 +67,7 @@ async def import_session(
 
 def _session_values(prepared: PreparedRecord) -> tuple[object, ...]:
     """The record's session columns (_COLUMNS) as PostgreSQL takes them."""
-    name, state, metadata, agent, summary, run_count, created, updated, *tokens = prepared.columns
+    name, state, metadata, agent, summary, run_count, created, updated, *figures_and_kind = prepared.columns
     return (
         optional_to_db(name),  # type: ignore[arg-type]
         state,
@@ -77,7 +77,7 @@ def _session_values(prepared: PreparedRecord) -> tuple[object, ...]:
         run_count,
         timestamp(str(created)),
         timestamp(str(updated)),
-        *tokens,
+        *figures_and_kind,
     )
 
 

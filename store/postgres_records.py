@@ -129,7 +129,9 @@ async def _runs(conn: "Conn", session_pk: int, session_id: str, first_run_pk: in
         calls_by_run.setdefault(call["run_pk"], []).append(row_to_tool_call(call, run_ids[call["run_pk"]]))
     return [
         RunRecord(
-            **dict(row_to_run(row, session_id, calls_by_run.get(row["pk"], []))), messages=by_run.get(row["pk"], [])
+            **dict(row_to_run(row, session_id, calls_by_run.get(row["pk"], []))),
+            messages=by_run.get(row["pk"], []),
+            resume=json.loads(row["resume"]) if row["resume"] is not None else None,
         )
         for row in rows
     ]

@@ -16,16 +16,19 @@ import asyncpg
 
 from . import postgres_session_table as sessions
 from .errors import InvalidInput
-from .models import Run, StoredRunMetrics, ToolCall
+from .models import Requirement, Run, StoredRunMetrics, ToolCall, WorkflowStep
 from .postgres_search import VECTOR
 from .postgres_session_table import OwnedSession
 from .postgres_values import from_db, iso, optional_from_db, optional_to_db, to_db
-from .sqlite_rows import PreparedRun
+from .sqlite_rows import RUN_EXTRA_COLUMNS, PreparedRun, stored_list
+from .sqlite_runs import unknown_parent
 
 if TYPE_CHECKING:
     from .postgres_schema import Conn
 
 INTERRUPTED = "The server stopped before this run finished."
+_EXTRA = ", ".join(RUN_EXTRA_COLUMNS)
+_SET_EXTRA = ", ".join(f"{column} = ${index}" for index, column in enumerate(RUN_EXTRA_COLUMNS, 6))
 RUNNING_ELSEWHERE = "run_id {!r} belongs to a run still in progress in this session; use another run_id."
 
 _INSERT_MESSAGES = (
@@ -60,19 +63,24 @@ async def append(
         )
         if existing is not None and existing["status"] == "running":
             await conn.execute(
-                "UPDATE runs SET status = $2, content = $3, metrics = $4, error = $5, lease_expires_at = NULL "
-                "WHERE pk = $1",
+                "UPDATE runs SET status = $2, content = $3, metrics = $4, error = $5, lease_expires_at = NULL, "
+                f"{_SET_EXTRA} WHERE pk = $1",
                 existing["pk"],
                 run.status,
                 optional_to_db(run.content),
                 run.metrics,
                 optional_to_db(run.error),
+                *run.run_columns,
             )
             await write_rows(conn, session, existing["pk"], run, moment)
             await sessions.add_runs(conn, session.session_pk, 0, run.tokens, moment)
             return prepared_run(run, session.session_id, existing["created_at"], moment), True
         if existing is not None:
             return await load_run(conn, existing["pk"], session.session_id), False
+    if run.parent_run_id is not None and not await conn.fetchval(
+        "SELECT 1 FROM runs WHERE session_pk = $1 AND run_id = $2", session.session_pk, run.parent_run_id
+    ):
+        raise InvalidInput(unknown_parent(run.parent_run_id, session.session_id))
     run_pk = await insert_run(conn, session.session_pk, run, moment)
     if run_pk is None:
         existing = await conn.fetchrow(
@@ -91,8 +99,9 @@ async def insert_run(conn: "Conn", session_pk: int, run: PreparedRun, created_at
     """The new run row's pk; None when the session already holds a run with this run_id (written by
     another call, which this one waited for if it was still writing)."""
     run_pk = await conn.fetchval(
-        "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_pk, run_id) DO NOTHING RETURNING pk",
+        f"INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at, {_EXTRA}) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+        "ON CONFLICT (session_pk, run_id) DO NOTHING RETURNING pk",
         session_pk,
         run.run_id,
         run.status,
@@ -101,6 +110,7 @@ async def insert_run(conn: "Conn", session_pk: int, run: PreparedRun, created_at
         run.metrics,
         optional_to_db(run.error),
         created_at,
+        *run.run_columns,
     )
     return None if run_pk is None else int(run_pk)
 
@@ -217,6 +227,10 @@ def prepared_run(run: PreparedRun, session_id: str, created_at: datetime, calls_
         metrics=StoredRunMetrics.model_validate_json(run.metrics),
         created_at=iso(created_at),
         error=run.error,
+        parent_run_id=run.parent_run_id,
+        agent_id=run.agent_id,
+        steps=stored_list(WorkflowStep, run.steps),
+        requirements=stored_list(Requirement, run.requirements),
     )
 
 
@@ -238,6 +252,10 @@ def row_to_run(row: asyncpg.Record, session_id: str, tool_calls: list[ToolCall])
         metrics=StoredRunMetrics.model_validate_json(row["metrics"]),
         created_at=iso(row["created_at"]),
         error=optional_from_db(row["error"]),
+        parent_run_id=row["parent_run_id"],
+        agent_id=row["agent_id"],
+        steps=stored_list(WorkflowStep, row["steps"]),
+        requirements=stored_list(Requirement, row["requirements"]),
     )
 
 

@@ -139,6 +139,25 @@ MIGRATIONS: tuple[PgMigration, ...] = (
             "('cursor', decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'))",
         ),
     ),
+    PgMigration(
+        2,
+        "session types, member runs, workflow steps, paused runs",
+        (
+            "ALTER TABLE sessions ADD COLUMN session_type text NOT NULL DEFAULT 'agent'",
+            "ALTER TABLE sessions ADD COLUMN agent_id text",
+            "ALTER TABLE sessions ADD COLUMN team_id text",
+            "ALTER TABLE sessions ADD COLUMN workflow_id text",
+            "ALTER TABLE runs ADD COLUMN parent_run_id text",
+            "ALTER TABLE runs ADD COLUMN agent_id text",
+            # JSON text: a workflow run's steps; a paused run's requirements and its private resume state.
+            "ALTER TABLE runs ADD COLUMN steps text",
+            "ALTER TABLE runs ADD COLUMN requirements text",
+            "ALTER TABLE runs ADD COLUMN resume text",
+            "CREATE INDEX runs_by_run_id ON runs (run_id)",
+            # Every Session read lists its paused runs: a small partial index finds them.
+            "CREATE INDEX runs_paused ON runs (session_pk, pk) WHERE status = 'paused'",
+        ),
+    ),
 )
 LATEST_VERSION = max(m.version for m in MIGRATIONS)
 

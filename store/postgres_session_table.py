@@ -13,20 +13,24 @@ import asyncpg
 
 from .cursor import CursorSealer
 from .errors import SessionNotFound
-from .limits import MAX_SESSION_TOKENS
+from .limits import MAX_PAUSED_RUN_IDS, MAX_SESSION_TOKENS
 from .models import Session, SessionMetrics, SessionPage, SessionSummary, StoredAgentConfig
 from .pages import fill_page
 from .postgres_values import iso, now, optional_from_db, optional_to_db, timestamp, to_db
 from .sqlite_identity import OwnedSession as OwnedSession  # the same resolved session on both backends
-from .sqlite_session_table import EMPTY, NewSession, SessionChange, SessionQuery
+from .sqlite_session_table import EMPTY, NewSession, SessionChange, SessionQuery, check_kind
 
 if TYPE_CHECKING:
     from .postgres_schema import Conn
 
 COLUMNS = (
     "s.pk, s.session_id, s.name, s.state, s.metadata, s.agent, s.summary, s.run_count, s.created_at, s.updated_at, "
-    "s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_write_tokens"
+    "s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_write_tokens, "
+    "s.session_type, s.agent_id, s.team_id, s.workflow_id, "
+    "ARRAY(SELECT r.run_id FROM runs r WHERE r.session_pk = s.pk AND r.status = 'paused' "
+    f"ORDER BY r.pk LIMIT {MAX_PAUSED_RUN_IDS}) AS paused_run_ids"
 )
+"""The select list of `sessions s` that row_to_session reads (the oldest paused runs through runs_paused)."""
 _ASCII_LOWER = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 
 
@@ -88,10 +92,14 @@ async def start(
     while True:
         session_pk = await find_session(conn, user_pk, session_id, hold=True)
         if session_pk is not None:
+            if new.kind.session_type is not None:
+                stored = await conn.fetchval("SELECT session_type FROM sessions WHERE pk = $1", session_pk)
+                check_kind(session_id, stored, new.kind)
             return session_pk, False
         inserted = await conn.fetchval(
-            "INSERT INTO sessions (user_pk, session_id, name, state, metadata, agent, created_at, updated_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (user_pk, session_id) DO NOTHING RETURNING pk",
+            "INSERT INTO sessions (user_pk, session_id, name, state, metadata, agent, created_at, updated_at, "
+            "session_type, agent_id, team_id, workflow_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11) "
+            "ON CONFLICT (user_pk, session_id) DO NOTHING RETURNING pk",
             user_pk,
             session_id,
             optional_to_db(new.name),
@@ -99,6 +107,7 @@ async def start(
             new.metadata_json,
             new.agent_json,
             moment,
+            *new.kind.columns,
         )
         if inserted is not None:
             return int(inserted), True
@@ -132,6 +141,11 @@ def row_to_session(row: asyncpg.Record, user_id: str) -> Session:
             cache_read_tokens=row["cache_read_tokens"],
             cache_write_tokens=row["cache_write_tokens"],
         ),
+        session_type=row["session_type"],
+        agent_id=row["agent_id"],
+        team_id=row["team_id"],
+        workflow_id=row["workflow_id"],
+        paused_run_ids=list(row["paused_run_ids"]),
     )
 
 
@@ -145,7 +159,7 @@ async def page(
     cursor: str | None,
 ) -> SessionPage:
     """A page of the user's sessions; a bad cursor is refused even for a user with no sessions."""
-    scope = ("sessions", user_pk, query.sort_by, query.order, query.name_contains or None)
+    scope = ("sessions", user_pk, *query.scope)
     after = sealer.open(cursor, scope, (str, int)) if cursor else None
     if user_pk is None:
         return SessionPage(sessions=[], next_cursor=None, total=0)
@@ -154,6 +168,9 @@ async def page(
     if query.name_contains:
         params.append(to_db(query.name_contains))
         name_filter = f" AND strpos({_ASCII_LOWER.format('s.name')}, {_ASCII_LOWER.format('$2')}) > 0"
+    for column, value in query.kind.filters:
+        params.append(value)
+        name_filter += f" AND s.{column} = ${len(params)}"
     total = await conn.fetchval(f"SELECT count(*) FROM sessions s WHERE s.user_pk = $1{name_filter}", *params)
     direction, compare = ("DESC", "<") if query.order == "desc" else ("ASC", ">")
     page_filter = ""

@@ -28,6 +28,7 @@ from .models import (
     SearchHit,
     Session,
     SessionPage,
+    SessionKind,
     SessionSummary,
     ToolCallPage,
 )
@@ -39,7 +40,7 @@ from .protocol import Order, SortKey
 from .record_checks import runs_to_read
 from .records import SessionRecord
 from .sqlite_rows import prepare_run
-from .sqlite_session_table import NewSession, SessionChange, SessionQuery
+from .sqlite_session_table import NewSession, SessionChange, SessionQuery, new_session
 
 if TYPE_CHECKING:
     from .postgres_schema import Conn
@@ -85,6 +86,7 @@ class PostgresUserSessions:
         agent: AgentConfig | None = None,
     ) -> tuple[Session, bool]:
         check_id(self._user_id, "user_id")
+        kind: SessionKind | None = None,
         session_id = check_id(session_id, "session_id") if session_id is not None else str(uuid.uuid4())
         new = NewSession(
             name=check_name(name),
@@ -93,6 +95,7 @@ class PostgresUserSessions:
             agent_json=agent.model_dump_json() if agent is not None else None,
         )
 
+            kind=(kind or SessionKind()).checked(),
         async def body(conn: "Conn") -> tuple[Session, bool]:
             user_pk = await self._parts.users.created_user_pk(conn, self._user_id)
             session_pk, created = await sessions.start(conn, user_pk, session_id, now(), new)
@@ -115,7 +118,8 @@ class PostgresUserSessions:
         order: Order = "desc",
         name_contains: str | None = None,
     ) -> SessionPage:
-        query = SessionQuery(sort_by, order, name_contains)
+        query = SessionQuery(sort_by, order, name_contains, kind or SessionKind())
+        kind: SessionKind | None = None,
 
         async def body(conn: "Conn") -> SessionPage:
             user_pk = await self._parts.users.user_pk(conn, self._user_id)
@@ -178,18 +182,21 @@ class PostgresUserSessions:
 
     # -- runs -------------------------------------------------------------------------
 
-    async def append_run(self, session_id: str, run: NewRun, *, finishing: bool = False) -> tuple[Run, bool]:
+    async def append_run(
+        self, session_id: str, run: NewRun, *, finishing: bool = False, kind: SessionKind | None = None
+    ) -> tuple[Run, bool]:
         check_id(self._user_id, "user_id")
         check_id(session_id, "session_id")
         prepared = prepare_run(run)
 
         async def body(conn: "Conn") -> tuple[Run, bool]:
+        new = new_session(kind)
             moment = now()
             if finishing:  # a begun run ends in its own session only, never in a re-created one
                 session = await self._held_session(conn, session_id)
             else:
                 user_pk = await self._parts.users.created_user_pk(conn, self._user_id)
-                session_pk, _ = await sessions.start(conn, user_pk, session_id, moment)
+                session_pk, _ = await sessions.start(conn, user_pk, session_id, moment, new)
                 session = OwnedSession(user_pk, session_pk, session_id)
             return await runs.append(conn, session, prepared, finishing, moment)
 

@@ -19,6 +19,7 @@ from .models import (
     RunTranscript,
     SearchHit,
     Session,
+    SessionKind,
     SessionPage,
     SessionSummary,
     ToolCallPage,
@@ -45,10 +46,12 @@ class UserSessions(Protocol):
         metadata: dict[str, Any] | None = None,
         agent: AgentConfig | None = None,
     ) -> tuple[Session, bool]:
-        """The session `session_id` (a new UUID when None), and whether it was created now.
+        """The session `session_id` (a new UUID when None), and whether it was created now, of `kind`
+        (its type, agent, team and workflow; by default an agent session of none).
 
+        kind: SessionKind | None = None,
         An existing session is returned unchanged (same id = same conversation).
-        Raises InvalidInput.
+        Raises InvalidInput, also when `kind` names a session_type other than the existing session's.
         """
 
     async def get_session(self, session_id: str) -> Session:
@@ -64,7 +67,9 @@ class UserSessions(Protocol):
         name_contains: str | None = None,
     ) -> SessionPage:
         """A page of the sessions, ordered by `sort_by` (then creation), optionally only those whose
-        name contains `name_contains` (ASCII letters in either case).
+        name contains `name_contains` (ASCII letters in either case) and those of the session_type,
+        agent_id, team_id and workflow_id `kind` names. A cursor is bound to its filters.
+        kind: SessionKind | None = None,
 
         Raises InvalidInput for a bad cursor or an unknown `sort_by` or `order`.
         """
@@ -92,10 +97,14 @@ class UserSessions(Protocol):
         Raises SessionNotFound.
         """
 
-    async def append_run(self, session_id: str, run: NewRun, *, finishing: bool = False) -> tuple[Run, bool]:
-        """Commit a whole run (messages, tool calls, metrics) at once.
+    async def append_run(
+        self, session_id: str, run: NewRun, *, finishing: bool = False, kind: SessionKind | None = None
+    ) -> tuple[Run, bool]:
+        """Commit a whole run (messages, tool calls, metrics, steps, requirements, resume state) at once.
 
-        A recorded run (`finishing` False) starts the session if needed. If the session already
+        A recorded run (`finishing` False) starts the session if needed, of `kind` (as start_session;
+        a session_type other than an existing session's is refused). A `parent_run_id` must name a run
+        of the same session (InvalidInput otherwise). If the session already
         has a finished run with this `run_id`, nothing is written and that run is returned with
         False (a retry stores nothing twice); a `running` run with this id is refused.
         `finishing` completes a run begun with `begin_run`: the session must still exist

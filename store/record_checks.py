@@ -10,7 +10,7 @@ from typing import get_args
 
 from .errors import InvalidInput
 from .limits import MAX_SESSION_TOKENS, check_id, check_name, dump_json
-from .models import NewMessage, NewRun, NewToolCall, RunMetrics
+from .models import NewMessage, NewRun, NewToolCall, RunMetrics, SessionKind
 from .records import OnConflict, RunRecord, SessionRecord
 from .sqlite_rows import PreparedRun, prepare_run
 
@@ -28,6 +28,10 @@ RECORD_COLUMNS = (
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
+    "session_type",
+    "agent_id",
+    "team_id",
+    "workflow_id",
 )
 """The sessions columns a record holds besides the owner, on both backends, in the order PreparedRecord
 serializes them."""
@@ -70,6 +74,7 @@ def prepare_record(record: SessionRecord) -> PreparedRecord:
         _timestamp(session.created_at, "created_at"),
         _timestamp(session.updated_at, "updated_at"),
         *figures[1:],
+        *SessionKind(session.session_type, session.agent_id, session.team_id, session.workflow_id).checked().columns,
     )
     runs = []
     seen: set[str] = set()
@@ -156,6 +161,11 @@ def _new_run(run: RunRecord) -> NewRun:
         ],
         metrics=RunMetrics.model_construct(**dict(run.metrics)),
         error=run.error,
+        parent_run_id=run.parent_run_id,
+        agent_id=run.agent_id,
+        steps=run.steps,
+        requirements=run.requirements,
+        resume=run.resume,
     )
 
 

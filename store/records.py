@@ -23,6 +23,8 @@ class RecordedMessage(BaseModel):
 
 class RunRecord(Run):
     messages: list[RecordedMessage]
+    resume: dict[str, Any] | None = None
+    """A paused run's continuation state, so a paused run survives export, import and copy."""
 
 
 class SessionRecord(BaseModel):

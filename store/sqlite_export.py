@@ -18,12 +18,12 @@ from .record_checks import EXPORT_BATCH, RECORD_COLUMNS, ExportFilter, export_fi
 from .records import RecordedMessage, RunRecord, SessionRecord, StoreCounts
 from .sqlite_connection import Connection, read
 from .sqlite_identity import OwnedSession
-from .sqlite_rows import row_to_run, row_to_session, row_to_tool_call
+from .sqlite_rows import PAUSED_RUN_IDS, row_to_run, row_to_session, row_to_tool_call
 
 _LIVE = "session_pk NOT IN (SELECT session_pk FROM session_purges)"
 """Rows of sessions not being purged (a deleted session's rows stay until purged)."""
 
-_SELECT_SESSION = ", ".join(f"s.{column}" for column in RECORD_COLUMNS)
+_SELECT_SESSION = ", ".join([*(f"s.{column}" for column in RECORD_COLUMNS), PAUSED_RUN_IDS])
 
 
 # -- export -------------------------------------------------------------------------------
@@ -132,7 +132,8 @@ def _runs(raw: sqlite3.Connection, session_pk: int, session_id: str, first_run_p
         "SELECT * FROM runs WHERE session_pk = ? AND pk >= ? ORDER BY pk", (session_pk, first_run_pk)
     ):
         run = row_to_run(row, session_id, calls.get(row["pk"], []))
-        records.append(RunRecord(**dict(run), messages=messages.get(row["pk"], [])))
+        resume = json.loads(row["resume"]) if row["resume"] is not None else None
+        records.append(RunRecord(**dict(run), messages=messages.get(row["pk"], []), resume=resume))
     return records
 
 

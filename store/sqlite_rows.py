@@ -8,12 +8,24 @@ import json
 import sqlite3
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from .errors import InvalidInput
-from .limits import MAX_RUN_BYTES, MAX_SESSION_TOKENS, MAX_TOOL_CALLS_PER_RUN, check_id, dump_json, text_bytes
+from .limits import (
+    MAX_PAUSED_RUN_IDS,
+    MAX_RUN_BYTES,
+    MAX_SESSION_TOKENS,
+    MAX_STEPS_PER_RUN,
+    MAX_TOOL_CALLS_PER_RUN,
+    check_id,
+    dump_json,
+    text_bytes,
+)
 from .models import (
     NewRun,
+    Requirement,
     Run,
     Session,
     SessionMetrics,
@@ -21,6 +33,7 @@ from .models import (
     StoredAgentConfig,
     StoredRunMetrics,
     ToolCall,
+    WorkflowStep,
 )
 from .sqlite_search_index import tool_call_text
 
@@ -58,12 +71,36 @@ class PreparedRun:
     tool_calls: list[PreparedToolCall]
     size: int
     """UTF-8 bytes of its texts and JSON: what writing it costs."""
+    parent_run_id: str | None = None
+    agent_id: str | None = None
+    steps: str | None = None
+    requirements: str | None = None
+    resume: str | None = None
+    """JSON text of the run's steps, requirements and resume state; None when it has none."""
+
+    @property
+    def run_columns(self) -> tuple[str | None, ...]:
+        """parent_run_id, agent_id, steps, requirements and resume, as RUN_EXTRA_COLUMNS names them."""
+        return (self.parent_run_id, self.agent_id, self.steps, self.requirements, self.resume)
+
+
+RUN_EXTRA_COLUMNS = ("parent_run_id", "agent_id", "steps", "requirements", "resume")
+"""The runs columns of a team, workflow or paused run, written alike by both backends."""
 
 
 def prepare_run(run: NewRun) -> PreparedRun:
     check_id(run.run_id, "run_id")
     if len(run.tool_calls) > MAX_TOOL_CALLS_PER_RUN:
         raise InvalidInput(f"A run may carry at most {MAX_TOOL_CALLS_PER_RUN} tool calls; got {len(run.tool_calls)}.")
+    if len(run.requirements) > MAX_TOOL_CALLS_PER_RUN:
+        raise InvalidInput(
+            f"A run may wait for at most {MAX_TOOL_CALLS_PER_RUN} client tool calls; got {len(run.requirements)}."
+        )
+    if len(run.steps) > MAX_STEPS_PER_RUN:
+        raise InvalidInput(f"A run may carry at most {MAX_STEPS_PER_RUN} steps; got {len(run.steps)}.")
+    for value, what in ((run.parent_run_id, "parent_run_id"), (run.agent_id, "agent_id")):
+        if value is not None:
+            check_id(value, what)
     text_bytes(run.input, "input")
     if run.content is not None:
         text_bytes(run.content, "output")
@@ -91,6 +128,10 @@ def prepare_run(run: NewRun) -> PreparedRun:
         blocks = dump_json(message.blocks, "message blocks", MAX_RUN_BYTES) if message.blocks is not None else None
         total += len(blocks or "")
         messages.append(PreparedMessage(message.role, message.content, blocks, message.is_tool))
+    steps = _json_list([step.model_dump() for step in run.steps], "steps")
+    requirements = _json_list([requirement.model_dump() for requirement in run.requirements], "requirements")
+    resume = dump_json(run.resume, "resume", MAX_RUN_BYTES) if run.resume is not None else None
+    total += len(steps or "") + len(requirements or "") + len(resume or "")
     if total > MAX_RUN_BYTES:
         raise InvalidInput(f"The run is {total:,} bytes in all, over the limit of {MAX_RUN_BYTES:,}.")
     return PreparedRun(
@@ -109,7 +150,24 @@ def prepare_run(run: NewRun) -> PreparedRun:
         messages=messages,
         tool_calls=calls,
         size=total,
+        parent_run_id=run.parent_run_id,
+        agent_id=run.agent_id,
+        steps=steps,
+        requirements=requirements,
+        resume=resume,
     )
+
+
+def _json_list(items: list[dict[str, Any]], what: str) -> str | None:
+    """A list of steps or requirements as stored: None for none, so a plain run's row stays as it was."""
+    return dump_json(items, what, MAX_RUN_BYTES) if items else None
+
+
+PAUSED_RUN_IDS = (
+    "(SELECT json_group_array(run_id) FROM (SELECT run_id FROM runs WHERE session_pk = s.pk AND status = 'paused' "
+    f"ORDER BY pk LIMIT {MAX_PAUSED_RUN_IDS})) AS paused_run_ids"
+)
+"""A select column of `sessions s`: its oldest paused runs' ids as a JSON array (through the runs_paused index)."""
 
 
 def row_to_session(row: sqlite3.Row, user_id: str) -> Session:
@@ -132,6 +190,11 @@ def row_to_session(row: sqlite3.Row, user_id: str) -> Session:
             cache_read_tokens=_total(row["cache_read_tokens"]),
             cache_write_tokens=_total(row["cache_write_tokens"]),
         ),
+        session_type=row["session_type"],
+        agent_id=row["agent_id"],
+        team_id=row["team_id"],
+        workflow_id=row["workflow_id"],
+        paused_run_ids=json.loads(row["paused_run_ids"]),
     )
 
 
@@ -165,4 +228,16 @@ def row_to_run(row: sqlite3.Row, session_id: str, tool_calls: list[ToolCall]) ->
         metrics=StoredRunMetrics.model_validate(metrics),
         created_at=row["created_at"],
         error=row["error"],
+        parent_run_id=row["parent_run_id"],
+        agent_id=row["agent_id"],
+        steps=stored_list(WorkflowStep, row["steps"]),
+        requirements=stored_list(Requirement, row["requirements"]),
     )
+
+
+Item = TypeVar("Item", bound=BaseModel)
+
+
+def stored_list(model: type[Item], text: str | None) -> list[Item]:
+    """Steps or requirements as stored (JSON text, or NULL for none)."""
+    return [model.model_validate(item) for item in json.loads(text)] if text else []

@@ -17,7 +17,9 @@ from .errors import InvalidInput
 from .models import Run
 from .process_owner import current_owner, owner_is_gone
 from .sqlite_identity import OwnedSession, UserDirectory
-from .sqlite_rows import PreparedRun, row_to_run, row_to_tool_call
+from .sqlite_rows import RUN_EXTRA_COLUMNS, PreparedRun, row_to_run, row_to_tool_call
+
+_SET_EXTRA = ", ".join(f"{column} = ?" for column in RUN_EXTRA_COLUMNS)
 
 RunImport = tuple[str, str, PreparedRun]
 """A run to import: (user_id, session_id, the run checked and serialized)."""
@@ -37,6 +39,13 @@ def append(
         )
     if existing is not None and existing["status"] != "running":
         return load_run(raw, existing["pk"], session.session_id), False
+    if (
+        run.parent_run_id is not None
+        and not raw.execute(
+            "SELECT 1 FROM runs WHERE session_pk = ? AND run_id = ?", (session.session_pk, run.parent_run_id)
+        ).fetchone()
+    ):
+        raise InvalidInput(unknown_parent(run.parent_run_id, session.session_id))
     run_pk = write_run(raw, session.user_pk, session.session_pk, run, existing["pk"] if existing else None, now)
     sessions.add_runs(raw, session.session_pk, 0 if existing else 1, run.tokens, now)
     return load_run(raw, run_pk, session.session_id), True
@@ -119,16 +128,16 @@ def write_run(
     """Insert the run (or complete the `running` row `run_pk`) with its messages and tool calls."""
     if run_pk is None:
         run_pk = raw.execute(
-            "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (session_pk, run.run_id, run.status, run.input, run.content, run.metrics, run.error, now),
+            "INSERT INTO runs (session_pk, run_id, status, input, content, metrics, error, created_at, "
+            f"{', '.join(RUN_EXTRA_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (session_pk, run.run_id, run.status, run.input, run.content, run.metrics, run.error, now, *run.run_columns),
         ).lastrowid
         assert run_pk is not None
     else:
         raw.execute(
-            "UPDATE runs SET status = ?, content = ?, metrics = ?, error = ?, owner = NULL, lease_expires_at = NULL "
-            "WHERE pk = ?",
-            (run.status, run.content, run.metrics, run.error, run_pk),
+            "UPDATE runs SET status = ?, content = ?, metrics = ?, error = ?, owner = NULL, lease_expires_at = NULL, "
+            f"{_SET_EXTRA} WHERE pk = ?",
+            (run.status, run.content, run.metrics, run.error, *run.run_columns, run_pk),
         )
     for message in run.messages:
         message_pk = raw.execute(
@@ -164,6 +173,13 @@ def load_run(raw: sqlite3.Connection, run_pk: int, session_id: str) -> Run:
         "SELECT t.*, ? AS run_id FROM tool_calls t WHERE t.run_pk = ? ORDER BY t.pk", (row["run_id"], run_pk)
     ).fetchall()
     return row_to_run(row, session_id, [row_to_tool_call(call) for call in calls])
+
+
+def unknown_parent(parent_run_id: str, session_id: str) -> str:
+    return (
+        f"parent_run_id {parent_run_id!r} is not a run of session {session_id!r}; record the leader's run "
+        "in this session first and name its run_id."
+    )
 
 
 INTERRUPTED = "The server stopped before this run finished."

@@ -135,6 +135,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE runs ADD COLUMN lease_expires_at TEXT",
         ),
     ),
+    Migration(
+        6,
+        "session types, member runs, workflow steps, paused runs",
+        (
+            "ALTER TABLE sessions ADD COLUMN session_type TEXT NOT NULL DEFAULT 'agent'",
+            "ALTER TABLE sessions ADD COLUMN agent_id TEXT",
+            "ALTER TABLE sessions ADD COLUMN team_id TEXT",
+            "ALTER TABLE sessions ADD COLUMN workflow_id TEXT",
+            "ALTER TABLE runs ADD COLUMN parent_run_id TEXT",
+            "ALTER TABLE runs ADD COLUMN agent_id TEXT",
+            # JSON text: a workflow run's steps; a paused run's requirements and its private resume state.
+            "ALTER TABLE runs ADD COLUMN steps TEXT",
+            "ALTER TABLE runs ADD COLUMN requirements TEXT",
+            "ALTER TABLE runs ADD COLUMN resume TEXT",
+            "CREATE INDEX runs_by_run_id ON runs (run_id)",
+            # Every Session read lists its paused runs: a small partial index finds them.
+            "CREATE INDEX runs_paused ON runs (session_pk, pk) WHERE status = 'paused'",
+        ),
+    ),
 )
 
 LATEST_VERSION = max(m.version for m in MIGRATIONS)

@@ -7,22 +7,23 @@ through sqlite_identity.py, and so already checked to belong to the caller.
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .clock import utc_now
 from .cursor import CursorSealer
 from .errors import InvalidInput
 from .limits import MAX_SESSION_TOKENS, check_name, dump_json, same_json
-from .models import AgentConfig, Session, SessionPage
+from .models import AgentConfig, Session, SessionKind, SessionPage
 from .pages import fill_page
 from .protocol import Order, SortKey
 from .sqlite_identity import find_session
-from .sqlite_rows import row_to_session
+from .sqlite_rows import PAUSED_RUN_IDS, row_to_session
 
 _COLUMNS = (
     "s.pk, s.session_id, s.name, s.state, s.metadata, s.agent, s.summary, s.run_count, s.created_at, s.updated_at, "
-    "s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_write_tokens"
+    "s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_write_tokens, "
+    f"s.session_type, s.agent_id, s.team_id, s.workflow_id, {PAUSED_RUN_IDS}"
 )
 _ADD_TOKENS = ", ".join(
     f"{column} = min({column} + ?, {MAX_SESSION_TOKENS})"
@@ -38,10 +39,25 @@ class NewSession:
     state_json: str = "{}"
     metadata_json: str = "{}"
     agent_json: str | None = None
+    kind: SessionKind = field(default_factory=SessionKind)
 
 
 EMPTY = NewSession()
 """The fields of a session a recorded run starts."""
+
+
+def new_session(kind: SessionKind | None) -> NewSession:
+    """The fields of a session a recorded run starts, of `kind` (checked) if given."""
+    return EMPTY if kind is None else NewSession(kind=kind.checked())
+
+
+def check_kind(session_id: str, stored_type: str, kind: SessionKind) -> None:
+    """Refuse a call naming a session_type other than the existing session's."""
+    if kind.session_type is not None and kind.session_type != stored_type:
+        raise InvalidInput(
+            f"Session {session_id!r} is a {stored_type} session, not a {kind.session_type} session; "
+            f"leave session_type out or pass {stored_type!r}."
+        )
 
 
 def start(
@@ -50,11 +66,14 @@ def start(
     """The pk of the user's session `session_id`, and whether it was created now (with `new`'s fields)."""
     session_pk = find_session(raw, user_pk, session_id)
     if session_pk is not None:
+        if new.kind.session_type is not None:
+            stored = raw.execute("SELECT session_type FROM sessions WHERE pk = ?", (session_pk,)).fetchone()[0]
+            check_kind(session_id, stored, new.kind)
         return session_pk, False
     inserted = raw.execute(
-        "INSERT INTO sessions (user_pk, session_id, name, state, metadata, agent, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (user_pk, session_id, new.name, new.state_json, new.metadata_json, new.agent_json, now, now),
+        "INSERT INTO sessions (user_pk, session_id, name, state, metadata, agent, created_at, updated_at, "
+        "session_type, agent_id, team_id, workflow_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (user_pk, session_id, new.name, new.state_json, new.metadata_json, new.agent_json, now, now, *new.kind.columns),
     ).lastrowid
     assert inserted is not None
     return inserted, True
@@ -72,10 +91,20 @@ class SessionQuery:
     sort_by: SortKey
     order: Order
     name_contains: str | None
+    kind: SessionKind = field(default_factory=SessionKind)
+    """Only sessions of this type and these agent, team and workflow ids (the fields set)."""
 
     def __post_init__(self) -> None:
         if self.sort_by not in ("updated_at", "created_at") or self.order not in ("asc", "desc"):
             raise InvalidInput("sort_by must be updated_at or created_at, and order desc or asc.")
+        self.kind.checked()
+
+    @property
+    def scope(self) -> tuple[str | None, ...]:
+        """What a cursor of this listing is bound to, besides the user."""
+        kind = self.kind
+        filters = (kind.session_type, kind.agent_id, kind.team_id, kind.workflow_id)
+        return (self.sort_by, self.order, self.name_contains or None, *filters)
 
 
 def page(
@@ -88,7 +117,7 @@ def page(
     cursor: str | None,
 ) -> SessionPage:
     """A page of the user's sessions; a bad cursor is refused even for a user with no sessions."""
-    scope = ("sessions", user_pk, query.sort_by, query.order, query.name_contains or None)
+    scope = ("sessions", user_pk, *query.scope)
     after = sealer.open(cursor, scope, (str, int)) if cursor else None
     if user_pk is None:
         return SessionPage(sessions=[], next_cursor=None, total=0)
@@ -98,6 +127,9 @@ def page(
         # instr on the bytes sees the whole text (LIKE stops at a NUL); lower() folds ASCII letters only.
         name_filter = " AND instr(CAST(lower(s.name) AS BLOB), CAST(lower(?) AS BLOB)) > 0"
         params.append(query.name_contains)
+    for column, value in query.kind.filters:
+        name_filter += f" AND s.{column} = ?"
+        params.append(value)
     direction, compare = ("DESC", "<") if query.order == "desc" else ("ASC", ">")
     total = raw.execute(
         f"SELECT count(*) FROM sessions s WHERE s.user_pk = ?{name_filter}", (user_pk, *params)

@@ -30,6 +30,7 @@ from .models import (
     Session,
     SessionPage,
     SessionSummary,
+    SessionKind,
     ToolCallPage,
 )
 from .protocol import Order, SortKey
@@ -98,6 +99,7 @@ class SqliteUserSessions:
     ) -> tuple[Session, bool]:
         check_id(self._user_id, "user_id")
         session_id = check_id(session_id, "session_id") if session_id is not None else str(uuid.uuid4())
+        kind: SessionKind | None = None,
         new = sessions.NewSession(
             name=check_name(name),
             state_json=dump_json(state or {}, "state"),
@@ -106,6 +108,7 @@ class SqliteUserSessions:
         )
 
         def body(raw: sqlite3.Connection) -> tuple[Session, bool]:
+            kind=(kind or SessionKind()).checked(),
             user_pk = self._created_user_pk(raw)
             session_pk, created = sessions.start(raw, user_pk, session_id, utc_now(), new)
             return sessions.load(raw, session_pk, self._user_id), created
@@ -128,8 +131,9 @@ class SqliteUserSessions:
         order: Order = "desc",
         name_contains: str | None = None,
     ) -> SessionPage:
-        query = sessions.SessionQuery(sort_by, order, name_contains)
+        query = sessions.SessionQuery(sort_by, order, name_contains, kind or SessionKind())
 
+        kind: SessionKind | None = None,
         def body(raw: sqlite3.Connection) -> SessionPage:
             return sessions.page(raw, self._parts.cursors, self._user_pk(raw), self._user_id, query, limit, cursor)
 
@@ -189,18 +193,21 @@ class SqliteUserSessions:
 
     # -- runs -------------------------------------------------------------------------
 
-    async def append_run(self, session_id: str, run: NewRun, *, finishing: bool = False) -> tuple[Run, bool]:
+    async def append_run(
+        self, session_id: str, run: NewRun, *, finishing: bool = False, kind: SessionKind | None = None
+    ) -> tuple[Run, bool]:
         check_id(self._user_id, "user_id")
         check_id(session_id, "session_id")
         prepared = prepare_run(run)
 
         def body(raw: sqlite3.Connection) -> tuple[Run, bool]:
             now = utc_now()
+        new = sessions.new_session(kind)
             if finishing:  # a begun run ends in its own session only, never in a re-created one
                 session = self._session(raw, session_id)
             else:
                 user_pk = self._created_user_pk(raw)
-                session_pk, _ = sessions.start(raw, user_pk, session_id, now)
+                session_pk, _ = sessions.start(raw, user_pk, session_id, now, new)
                 session = OwnedSession(user_pk, session_pk, session_id)
             return runs.append(raw, session, prepared, finishing, now)
 

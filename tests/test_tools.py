@@ -58,7 +58,8 @@ async def test_start_session_and_get_session(client: Client) -> None:
         metadata={"m": True},
         agent={"model": "claude-x", "num_history_runs": 2},
     )
-    assert set(started) == SESSION_FIELDS | {"created", "metrics"}
+    kind_fields = {"session_type", "agent_id", "team_id", "workflow_id", "paused_run_ids"}
+    assert set(started) == SESSION_FIELDS | {"created", "metrics"} | kind_fields
     assert started["created"] is True and started["user_id"] == "alice"
     assert started["agent"]["num_history_runs"] == 2 and started["agent"]["auto_summary"] is False
     again = await call_ok(client, "start_session", session_id="s1")
