@@ -7,11 +7,13 @@ one) does the rest.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import postgres_fork
 from . import postgres_history as history
+from . import postgres_paused as paused
 from . import postgres_records as records
 from . import postgres_runs as runs
 from . import postgres_session_table as sessions
@@ -38,6 +40,7 @@ from .postgres_session_table import OwnedSession, UserDirectory
 from .postgres_values import now
 from .protocol import Order, SortKey
 from .record_checks import runs_to_read
+from .sqlite_paused import PausedRun
 from .records import SessionRecord
 from .sqlite_rows import prepare_run
 from .sqlite_session_table import NewSession, SessionChange, SessionQuery, new_session
@@ -220,6 +223,31 @@ class PostgresUserSessions:
             return await runs.renew(conn, session_pk, run_id, self._parts.lease_s)
 
         return await self._parts.db.run(body)
+    async def claim_paused_run(self, run_id: str, tool_call_ids: Sequence[str]) -> PausedRun:
+        check_id(run_id, "run_id")
+
+        async def body(conn: "Conn") -> PausedRun:
+            user_pk = await self._parts.users.user_pk(conn, self._user_id)
+            return await paused.claim(conn, user_pk, run_id, tool_call_ids, self._parts.lease_s)
+
+        return await self._parts.db.run(body, repeatable=False)
+
+    async def cancel_run(self, run_id: str) -> Run:
+        check_id(run_id, "run_id")
+
+        async def body(conn: "Conn") -> Run:
+            return await paused.cancel(conn, await self._parts.users.user_pk(conn, self._user_id), run_id, now())
+
+        return await self._parts.db.run(body, repeatable=False)
+
+    async def finish_continued_run(self, session_id: str, run: NewRun) -> tuple[Run, bool]:
+        prepared = prepare_run(run)
+
+        async def body(conn: "Conn") -> tuple[Run, bool]:
+            return await paused.finish_continued(conn, await self._held_session(conn, session_id), prepared, now())
+
+        return await self._parts.db.run(body)
+
 
     # -- history ----------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ reported exactly as a session that does not exist. Methods raise only the except
 """
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .limits import HISTORY_PAGE, SEARCH_RESULTS, SESSION_PAGE, TOOL_CALL_PAGE
 from .models import (
@@ -25,6 +25,9 @@ from .models import (
     ToolCallPage,
 )
 from .records import ImportedSession, OnConflict, SessionRecord, StoreCounts
+
+if TYPE_CHECKING:
+    from .sqlite_paused import PausedRun  # its module imports this one
 
 SortKey = Literal["updated_at", "created_at"]
 Order = Literal["desc", "asc"]
@@ -124,6 +127,31 @@ class UserSessions(Protocol):
     async def renew_lease(self, session_id: str, run_id: str) -> bool:
         """Extend the lease of this `running` run to `lease_s` from now; False when the run is no
         longer running (finished, or marked `error` after its lease expired) or does not exist."""
+
+    async def claim_paused_run(self, run_id: str, tool_call_ids: Sequence[str]) -> "PausedRun":
+        """Take this user's paused run `run_id` for its continuation: it turns `running` with a lease
+        (as `begin_run`), in one transaction with the checks, so of two concurrent claims exactly one
+        wins; the other finds it running. Its requirements are as they were; its resume state comes with it.
+
+        Raises InvalidInput, changing nothing: no such run of this user (another user's run reads the
+        same), a run not paused, or `tool_call_ids` not naming each of its requirements exactly once.
+        """
+
+    async def cancel_run(self, run_id: str) -> Run:
+        """End this user's paused run `run_id` as `cancelled`, waiting for nothing any more.
+
+        Raises InvalidInput, changing nothing: no such run of this user, or a run not paused.
+        """
+
+    async def finish_continued_run(self, session_id: str, run: NewRun) -> tuple[Run, bool]:
+        """Commit the outcome of a continued run (claimed with `claim_paused_run`, so `running`) in one
+        transaction: its status, content, metrics, error, requirements and resume replaced by `run`'s,
+        `run`'s messages and tool calls added after those it holds, and the session's token totals grown
+        by what `run`'s metrics count beyond the stored ones. The whole run, and False (nothing written)
+        when it is no longer running (its lease expired and a server marked it `error`).
+
+        Raises InvalidInput; SessionNotFound when its session was deleted meanwhile.
+        """
 
     async def get_chat_history(
         self,

@@ -8,11 +8,13 @@ runs, the history and the search (the sqlite_* modules beside this one) does the
 
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import search_query, sqlite_export, sqlite_fork
 from . import sqlite_history as history
+from . import sqlite_paused as paused
 from . import sqlite_runs as runs
 from . import sqlite_session_table as sessions
 from .clock import utc_now
@@ -38,6 +40,7 @@ from .record_checks import runs_to_read
 from .records import SessionRecord
 from .sqlite_connection import Connection, read, write
 from .sqlite_identity import OwnedSession, UserDirectory
+from .sqlite_paused import PausedRun
 from .sqlite_purge import Purger, purge_step, vanish
 from .sqlite_rows import prepare_run
 from .sqlite_search import search_user
@@ -230,6 +233,30 @@ class SqliteUserSessions:
             return runs.renew(raw, session.session_pk, run_id, self._parts.lease_s)
 
         return await self._parts.writer.run(write(body), inline=True)
+
+    async def claim_paused_run(self, run_id: str, tool_call_ids: Sequence[str]) -> PausedRun:
+        check_id(run_id, "run_id")
+
+        def body(raw: sqlite3.Connection) -> PausedRun:
+            return paused.claim(raw, self._user_pk(raw), run_id, tool_call_ids, self._parts.lease_s)
+
+        return await self._parts.writer.run(write(body))
+
+    async def cancel_run(self, run_id: str) -> Run:
+        check_id(run_id, "run_id")
+
+        def body(raw: sqlite3.Connection) -> Run:
+            return paused.cancel(raw, self._user_pk(raw), run_id, utc_now())
+
+        return await self._parts.writer.run(write(body))
+
+    async def finish_continued_run(self, session_id: str, run: NewRun) -> tuple[Run, bool]:
+        prepared = prepare_run(run)
+
+        def body(raw: sqlite3.Connection) -> tuple[Run, bool]:
+            return paused.finish_continued(raw, self._session(raw, session_id), prepared, utc_now())
+
+        return await self._parts.writer.run(write(body), inline=prepared.size <= INLINE_WRITE_BYTES)
 
     # -- history ----------------------------------------------------------------------
 

@@ -71,6 +71,8 @@ _TOOLS: dict[str, tuple[str, type[RefusingUnknownArguments]]] = {
     ),
     "update_session_state": ("Merge keys into this session's state, which you see in the system prompt.", _StateArgs),
 }
+NAMES = frozenset(_TOOLS)
+"""The inner tools' names, which a client tool may not take."""
 
 
 @cache

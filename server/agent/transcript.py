@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mcp_server_sessions.store import NewMessage, NewRun, NewToolCall, RunMetrics
 from mcp_server_sessions.store.limits import MAX_TOKENS
-from mcp_server_sessions.store.models import RunStatus
+from mcp_server_sessions.store.models import Requirement, RunStatus, StoredRunMetrics
 
 if TYPE_CHECKING:
     from anthropic.types import ContentBlockParam, ToolResultBlockParam, Usage
@@ -23,6 +23,16 @@ class Tokens:
     output: int = 0
     cache_read: int = 0
     cache_write: int = 0
+
+    @classmethod
+    def of(cls, metrics: StoredRunMetrics) -> Tokens:
+        """The tokens a stored run counts so far."""
+        return cls(
+            metrics.input_tokens or 0,
+            metrics.output_tokens or 0,
+            metrics.cache_read_tokens or 0,
+            metrics.cache_write_tokens or 0,
+        )
 
     def add(self, usage: Usage) -> None:
         self.input += usage.input_tokens or 0
@@ -47,6 +57,20 @@ class Transcript:
     """Text streamed in the current model call, kept if the turn ends before the call does."""
     tokens: Tokens = field(default_factory=Tokens)
     first_token_ms: float | None = None
+    continued: bool = False
+    """A paused run continued: it holds its message and what came before; `messages` and `tool_calls`
+    are what this part of it adds, `tokens`, `earlier_ms` and `tool_call_count` count the whole run."""
+    earlier_ms: float = 0.0
+    """The run's duration before this part of it."""
+    earlier_tool_calls: int = 0
+    """The tool calls the run held before this part of it."""
+    requirements: list[Requirement] = field(default_factory=list)
+    resume: dict[str, Any] | None = None
+    """What a run that pauses waits for, and what continuing it needs."""
+
+    @property
+    def tool_call_count(self) -> int:
+        return self.earlier_tool_calls + len(self.tool_calls)
 
     def streamed(self, delta: str, call_started: float) -> None:
         if self.first_token_ms is None:
@@ -60,16 +84,20 @@ class Transcript:
         if final:
             self.text = text
 
-    def answered(self, results: Sequence[ToolResultBlockParam]) -> None:
-        """The results of a reply's tool calls (the last of `tool_calls`), as the message they went back in."""
-        calls = self.tool_calls[-len(results) :]
-        lines = [f"{call.tool_name} -> {'error' if call.is_error else 'ok'}" for call in calls]
+    def answered(self, results: Sequence[ToolResultBlockParam], tool_names: Sequence[str]) -> None:
+        """The results of a reply's tool calls (of the tools `tool_names`), as the message they went back in."""
+        lines = [
+            f"{name} -> {'error' if result.get('is_error') else 'ok'}"
+            for name, result in zip(tool_names, results, strict=True)
+        ]
         self.messages.append(NewMessage(role="tool", content="\n".join(lines), blocks=_stored(results), is_tool=True))
 
     def record(self, status: RunStatus, error: str | None = None, *, whole: bool = True) -> NewRun:
         """The run as it stands; `whole=False` keeps only the message, status and metrics."""
         content = self.text or self.partial or None
-        messages = [NewMessage(role="user", content=self.message), *(self.messages if whole else [])]
+        asked = [] if self.continued else [NewMessage(role="user", content=self.message)]
+        messages = [*asked, *(self.messages if whole else [])]
+        paused = status == "paused" and whole
         if status != "completed" and self.partial and whole:
             messages.append(NewMessage(role="assistant", content=self.partial))
         return NewRun(
@@ -81,6 +109,8 @@ class Transcript:
             tool_calls=self.tool_calls if whole else [],
             metrics=self._metrics(),
             error=error,
+            requirements=self.requirements if paused else [],
+            resume=self.resume if paused else None,
         )
 
     def _metrics(self) -> RunMetrics:
@@ -92,7 +122,7 @@ class Transcript:
             total_tokens=min(input_tokens + output_tokens, MAX_TOKENS),
             cache_read_tokens=min(self.tokens.cache_read, MAX_TOKENS),
             cache_write_tokens=min(self.tokens.cache_write, MAX_TOKENS),
-            duration_ms=round((time.perf_counter() - self.started) * 1000, 3),
+            duration_ms=round(self.earlier_ms + (time.perf_counter() - self.started) * 1000, 3),
             time_to_first_token_ms=self.first_token_ms,
             model=self.model,
         )

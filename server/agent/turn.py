@@ -1,10 +1,11 @@
 """One Claude turn inside a session: context in, streamed model calls, tool loop, one commit.
 
 The run row is committed `running` first (so a crash leaves a trace the next start marks
-`error`), holding a lease the turn renews every third of its length while it goes on (so a server
-that stops renewing leaves a run any server marks `error` once the lease expires); everything else
-the turn produced (messages, tool calls, metrics, final status) is committed together at the end,
-whether it completed, failed or was cancelled.
+`error`), holding a lease the turn renews while it goes on (lease.py); everything else the turn
+produced (messages, tool calls, metrics, final status) is committed together at the end, whether it
+completed, paused, failed or was cancelled. A reply that calls a client tool pauses the turn: the
+server's own tool uses of that reply are run, and the run is stored `paused` with what it waits for
+and what continuing it needs (paused.py); continuation.py carries it on later.
 """
 
 from __future__ import annotations
@@ -12,20 +13,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
-from mcp_server_sessions.store import AgentConfig, InvalidInput, Run, StoreError, UserSessions
+from mcp_server_sessions.store import AgentConfig, InvalidInput, NewRun, Run, StoreError, UserSessions
 from mcp_server_sessions.store.limits import MAX_MODEL_CALLS, MAX_TOOL_CALLS_PER_RUN, OUTPUT_TOKENS, text_bytes
 from mcp_server_sessions.store.models import RunStatus
 
-from . import inner_tools, prompt
+from . import client_tools, inner_tools, paused, prompt
+from .client_tools import ClientTool
 from .gateway import ModelError, ModelGateway, explain_model_error
 from .inner_tools import InnerTools
+from .lease import lease_renewed
+from .paused import Pause
 from .prompt import Utterance
 from .transcript import Transcript
 
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], Awaitable[None]]
+Outcome = Literal["completed", "paused", "exhausted"]
 
 
 CANCELLED = "The run was cancelled before it finished: by its client, or by the server shutting down."
@@ -51,6 +55,8 @@ class RunRequest:
     system: str | None = None
     model: str | None = None
     max_tokens: int | None = None
+    tools: list[ClientTool] = field(default_factory=list)
+    """Client-executed tools the model may call besides the server's own: calling one pauses the run."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ async def run_turn(
     (after storing the run as `error`) when the model fails."""
     client = await gateway.client()
     text_bytes(request.message, "message")  # refuse before paying for a model call the store would refuse
+    client_tools.checked(request.tools)
     turn = await Turn.prepare(sessions, client, default_model, request, progress, lease_s=lease_s)
     return await turn.run()
 
@@ -94,6 +101,11 @@ class Turn:
     transcript: Transcript
     lease_s: float
     """How long the run's lease lasts; it is renewed every third of that while the turn goes on."""
+    client_tools: list[ClientTool] = field(default_factory=list)
+
+    @property
+    def client_tool_names(self) -> set[str]:
+        return {tool.name for tool in self.client_tools}
 
     @classmethod
     async def prepare(
@@ -116,7 +128,7 @@ class Turn:
             model=model,
             max_tokens=request.max_tokens or config.max_tokens or OUTPUT_TOKENS,
             system=prompt.system_blocks(session, request.system),
-            tools=inner_tools.definitions(),
+            tools=[*inner_tools.definitions(), *client_tools.definitions(request.tools)],
         )
         return cls(
             sessions=sessions,
@@ -128,20 +140,25 @@ class Turn:
             progress=progress,
             transcript=Transcript(run_id=str(uuid.uuid4()), message=request.message, model=model),
             lease_s=lease_s,
+            client_tools=request.tools,
         )
 
     async def run(self) -> Run:
-        """At most MAX_MODEL_CALLS model calls, each followed by the tool uses it asks for; the run is
-        stored however it ends."""
+        """Begin the run in the store, then carry it on."""
+        await self.sessions.begin_run(self.session_id, self.transcript.run_id, self.transcript.message)
+        return await self.carry_on()
+
+    async def carry_on(self) -> Run:
+        """At most MAX_MODEL_CALLS model calls, each followed by the tool uses it asks for, until the model
+        answers or calls a client tool (the run pauses); the run is stored however it ends."""
         run_id = self.transcript.run_id
         try:
-            await self.sessions.begin_run(self.session_id, run_id, self.transcript.message)
-            async with self.lease_renewed():
-                answered = await self.converse()
-            if answered:
-                return await self.finish("completed")
+            async with lease_renewed(self.sessions, self.session_id, run_id, self.lease_s):
+                outcome = await self.converse()
+            if outcome != "exhausted":
+                return await self.finish(outcome)
             message = (
-                f"The model was still calling tools after {len(self.transcript.tool_calls)} tool calls in "
+                f"The model was still calling tools after {self.transcript.tool_call_count} tool calls in "
                 f"{MAX_MODEL_CALLS} model calls at most, so run {run_id!r} was stopped; ask a narrower "
                 "question or continue with another run."
             )
@@ -157,52 +174,22 @@ class Turn:
             await self.finish("error", str(error))
             raise ModelError(f"{str(error)[:-1]} (run {run_id!r} was stored with status error).") from exc
 
-    async def converse(self) -> bool:
-        """Model calls, each followed by the tool uses it asks for, until the model answers (True) or
-        the turn reaches MAX_MODEL_CALLS or MAX_TOOL_CALLS_PER_RUN (False)."""
+    async def converse(self) -> Outcome:
+        """Model calls, each followed by the tool uses it asks for, until the model answers, calls a
+        client tool, or the turn reaches MAX_MODEL_CALLS or MAX_TOOL_CALLS_PER_RUN."""
         for _ in range(MAX_MODEL_CALLS):
             uses = self.take_reply(await self.call_model())
             if not uses:
-                return True
-            if len(self.transcript.tool_calls) + len(uses) > MAX_TOOL_CALLS_PER_RUN:
-                return False
-            await self.use_tools(uses)
-        return False
-
-    @asynccontextmanager
-    async def lease_renewed(self) -> AsyncIterator[None]:
-        """The run's lease renewed in the background while the body runs, and no longer once it has
-        ended, however it ends; the body's exception comes out as it is, not in an exception group."""
-        failure: Exception | None = None
-        async with anyio.create_task_group() as renewals:
-            renewals.start_soon(self.renew_lease)
-            try:
-                yield
-            except Exception as exc:
-                failure = exc
-            finally:
-                renewals.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-
-    async def renew_lease(self) -> None:
-        """Every third of the lease, extend it; a renewal that fails is logged and the run goes on
-        (a run no longer `running` in the store is not renewed again)."""
-        run_id = self.transcript.run_id
-        while True:
-            await anyio.sleep(self.lease_s / 3)
-            try:
-                renewed = await self.sessions.renew_lease(self.session_id, run_id)
-            except StoreError as problem:
-                logger.warning("the lease of run %s was not renewed: %s", run_id, problem)
-                continue
-            if not renewed:
-                logger.warning(
-                    "run %s is no longer running in the store (its lease expired and a server marked it error, "
-                    "or its session was deleted); it goes on, but its outcome will not replace that",
-                    run_id,
-                )
-                return
+                return "completed"
+            if self.transcript.tool_call_count + len(uses) > MAX_TOOL_CALLS_PER_RUN:
+                return "exhausted"
+            waiting = [use for use in uses if use["name"] in self.client_tool_names]
+            results = await self.use_tools([use for use in uses if use["name"] not in self.client_tool_names])
+            if waiting:
+                self.pause(Pause(waiting, results))
+                return "paused"
+            self.answer(results, [use["name"] for use in uses])
+        return "exhausted"
 
     async def call_model(self) -> Message:
         """One streamed model call over the conversation so far; its text is reported as it arrives."""
@@ -233,8 +220,8 @@ class Turn:
         self.transcript.replied(text, blocks, final=not uses)
         return uses
 
-    async def use_tools(self, uses: list[ToolUseBlockParam]) -> None:
-        """Each tool use run in order; the results go back to the model as the next user message."""
+    async def use_tools(self, uses: list[ToolUseBlockParam]) -> list[ToolResultBlockParam]:
+        """Each of the server's own tool uses run in order; their results for the model."""
         results: list[ToolResultBlockParam] = []
         for use in uses:
             result_text, call = await self.tools.call(use["name"], use["input"])
@@ -243,20 +230,34 @@ class Turn:
             results.append(
                 {"type": "tool_result", "tool_use_id": use["id"], "content": result_text, "is_error": call.is_error}
             )
+        return results
+
+    def answer(self, results: list[ToolResultBlockParam], tool_names: list[str]) -> None:
+        """The results of a reply's tool uses back to the model, as the next user message."""
         self.conversation.append(Utterance("user", list(results)))
-        self.transcript.answered(results)
+        self.transcript.answered(results, tool_names)
+
+    def pause(self, pause: Pause) -> None:
+        """The run waits for the client's tools: what it waits for, and what continuing it needs."""
+        self.transcript.requirements = pause.requirements()
+        self.transcript.resume = paused.resume_state(
+            model=self.call.model,
+            max_tokens=self.call.max_tokens,
+            system=self.call.system,
+            client_tools=self.client_tools,
+            conversation=self.conversation,
+            pause=pause,
+            tool_calls=self.transcript.tool_call_count + len(pause.waiting),
+        )
 
     async def finish(self, status: RunStatus, error: str | None = None) -> Run:
         """The run stored as it stands, shielded: a cancelled run is still stored, as `cancelled`."""
         with anyio.CancelScope(shield=True):
             try:
-                run, stored = await self.sessions.append_run(
-                    self.session_id, self.transcript.record(status, error), finishing=True
-                )
+                run, stored = await self.store(self.transcript.record(status, error))
             except InvalidInput as problem:  # the turn outgrew a limit: keep its outcome, not its content
                 logger.warning("run %s stored without its messages: %s", self.transcript.run_id, problem)
-                record = self.transcript.record("error", str(problem), whole=False)
-                run, stored = await self.sessions.append_run(self.session_id, record, finishing=True)
+                run, stored = await self.store(self.transcript.record("error", str(problem), whole=False))
         if not stored:  # its lease expired first and a server marked it `error`: that stays the run's outcome
             logger.warning(
                 "run %s ended %s, but was already marked %s in the store; its outcome was not stored",
@@ -265,3 +266,9 @@ class Turn:
                 run.status,
             )
         return run
+
+    async def store(self, record: NewRun) -> tuple[Run, bool]:
+        """The run's record written over its `running` row: a new run's whole, a continued run's new part."""
+        if self.transcript.continued:
+            return await self.sessions.finish_continued_run(self.session_id, record)
+        return await self.sessions.append_run(self.session_id, record, finishing=True)

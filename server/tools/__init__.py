@@ -9,6 +9,7 @@ from .claude import run, summarize_session
 from .common import MODEL_CALL, READ_ONLY, WRITES
 from .fork import fork_session
 from .history import get_chat_history, get_tool_call_history, record_run, search_previous_sessions
+from .paused_runs import cancel_run, continue_run
 from .sessions import delete_session, get_session, list_sessions, start_session, update_session
 
 STORE_TOOLS = (
@@ -22,8 +23,9 @@ STORE_TOOLS = (
     (update_session, WRITES.model_copy(update={"idempotent_hint": True})),
     (delete_session, WRITES.model_copy(update={"destructive_hint": True})),
     (fork_session, WRITES),
+    (cancel_run, WRITES),
 )
-MODEL_TOOLS = ((run, MODEL_CALL), (summarize_session, MODEL_CALL))
+MODEL_TOOLS = ((run, MODEL_CALL), (summarize_session, MODEL_CALL), (continue_run, MODEL_CALL))
 
 
 def register_tools(server: MCPServer[Any]) -> None:

@@ -1,5 +1,6 @@
 """The tools that call Claude: `run` (a turn inside a session) and `summarize_session`."""
 
+import json
 import logging
 from typing import Annotated
 
@@ -20,8 +21,9 @@ from mcp_server_sessions.store.limits import (
 )
 
 from .. import rendering
+from ..agent.client_tools import MAX_CLIENT_TOOLS, ClientTool
 from ..agent.summaries import summarize
-from ..agent.turn import RunRequest, run_turn
+from ..agent.turn import Progress, RunRequest, run_turn
 from ..context import AppContext, app, user_sessions
 from .common import SessionId, UserId, result, run_result
 
@@ -56,11 +58,35 @@ async def run(
     max_tokens: Annotated[
         int | None, Field(ge=1, le=MAX_OUTPUT_TOKENS, description="Output token cap per call.")
     ] = None,
+    tools: Annotated[
+        list[ClientTool] | None,
+        Field(
+            max_length=MAX_CLIENT_TOOLS,
+            description="Tools you run: calling one pauses the run; answer with continue_run.",
+        ),
+    ] = None,
 ) -> Annotated[CallToolResult, Run]:
     """Send a message to Claude in a session: it sees the summary, state and recent runs, may use session
     tools; the turn is stored and progress streams the text."""
     context = app(ctx)
     sessions = user_sessions(ctx, user_id)
+    request = RunRequest(session_id, message, num_history_runs, system, model, max_tokens, tools or [])
+    finished = await run_turn(
+        sessions,
+        context.gateway,
+        context.settings.model,
+        request,
+        streamed_progress(ctx),
+        lease_s=context.store.lease_s,
+    )
+    session = await sessions.get_session(finished.session_id)
+    if session.agent is not None and session.agent.auto_summary and finished.status != "paused":
+        context.background.start_soon(_refresh_summary, context, sessions, finished.session_id)
+    return run_result(finished, run_text(finished))
+
+
+def streamed_progress(ctx: Context) -> Progress:
+    """Progress notifications carrying the model's text as it arrives (sent only if the client asked)."""
     streamed = 0
 
     async def progress(delta: str) -> None:
@@ -68,14 +94,18 @@ async def run(
         streamed += len(delta)
         await ctx.report_progress(streamed, message=delta)
 
-    request = RunRequest(session_id, message, num_history_runs, system, model, max_tokens)
-    finished = await run_turn(
-        sessions, context.gateway, context.settings.model, request, progress, lease_s=context.store.lease_s
-    )
-    session = await sessions.get_session(finished.session_id)
-    if session.agent is not None and session.agent.auto_summary:
-        context.background.start_soon(_refresh_summary, context, sessions, finished.session_id)
-    return run_result(finished, finished.content or rendering.run_line(finished))
+    return progress
+
+
+def run_text(run: Run) -> str:
+    """A finished turn's short text: its answer, or what a paused run waits for."""
+    if run.status == "paused":
+        calls = "; ".join(
+            f"{r.tool_name}({json.dumps(r.arguments, ensure_ascii=False)[:200]}) as tool_call_id {r.tool_call_id!r}"
+            for r in run.requirements
+        )
+        return f"Run {run.run_id!r} is paused, waiting for client tool results: {calls}. Answer with continue_run."
+    return run.content or rendering.run_line(run)
 
 
 async def summarize_session(

@@ -1,0 +1,85 @@
+"""Paused runs on PostgreSQL: claiming one for its continuation, cancelling one, finishing a continued one.
+
+As sqlite_paused.py (whose PausedRun and refusals these share): the run is found among its owner's
+sessions only, and locked (FOR UPDATE) while it is checked and claimed or cancelled, so of two
+continuations of one run the second waits for the first to commit and then finds it running.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from . import postgres_runs as runs
+from . import postgres_session_table as sessions
+from .models import Run
+from .postgres_session_table import OwnedSession
+from .sqlite_paused import CANCELLED_PAUSED, PausedRun, check_answers, delta_tokens, not_paused, run_not_found
+from .sqlite_rows import PreparedRun
+
+if TYPE_CHECKING:
+    from .postgres_schema import Conn
+
+
+async def _locked(conn: "Conn", user_pk: int | None, run_id: str) -> asyncpg.Record:
+    """The user's run `run_id` (a paused one first, should two sessions hold that id), locked until the
+    transaction ends: its pk, status, session id and session pk."""
+    row = None
+    if user_pk is not None:
+        row = await conn.fetchrow(
+            "SELECT r.pk, r.status, s.session_id, s.pk AS session_pk FROM runs r "
+            "JOIN sessions s ON s.pk = r.session_pk WHERE r.run_id = $1 AND s.user_pk = $2 "
+            "ORDER BY r.status = 'paused' DESC, r.pk DESC LIMIT 1 FOR UPDATE OF r",
+            run_id,
+            user_pk,
+        )
+    if row is None:
+        raise run_not_found(run_id)
+    if row["status"] != "paused":
+        raise not_paused(run_id, row["status"])
+    return row
+
+
+async def claim(
+    conn: "Conn", user_pk: int | None, run_id: str, tool_call_ids: Sequence[str], lease_s: float
+) -> PausedRun:
+    """The user's paused run `run_id`, now `running` with a lease on the database's clock."""
+    row = await _locked(conn, user_pk, run_id)
+    run = await runs.load_run(conn, row["pk"], row["session_id"])
+    check_answers(run_id, run.requirements, tool_call_ids)
+    resume = await conn.fetchval(
+        "UPDATE runs SET status = 'running', lease_expires_at = now() + make_interval(secs => $2) "
+        "WHERE pk = $1 RETURNING resume",
+        row["pk"],
+        lease_s,
+    )
+    return PausedRun(run.model_copy(update={"status": "running"}), json.loads(resume) if resume else None)
+
+
+async def cancel(conn: "Conn", user_pk: int | None, run_id: str, moment: datetime) -> Run:
+    """The user's paused run `run_id` ended `cancelled`, waiting for nothing any more."""
+    row = await _locked(conn, user_pk, run_id)
+    await conn.execute(
+        "UPDATE runs SET status = 'cancelled', error = $2, requirements = NULL, resume = NULL WHERE pk = $1",
+        row["pk"],
+        CANCELLED_PAUSED,
+    )
+    await sessions.add_runs(conn, row["session_pk"], 0, (0, 0, 0, 0), moment)
+    return await runs.load_run(conn, row["pk"], row["session_id"])
+
+
+async def finish_continued(conn: "Conn", session: OwnedSession, run: PreparedRun, moment: datetime) -> tuple[Run, bool]:
+    """The claimed run completed in place by its continuation: its outcome replaced, its new messages
+    and tool calls added after its own; False (nothing written) when it is no longer `running`."""
+    row = await conn.fetchrow(
+        "SELECT pk, metrics FROM runs WHERE session_pk = $1 AND run_id = $2 FOR UPDATE",
+        session.session_pk,
+        run.run_id,
+    )
+    if row is None:
+        raise run_not_found(run.run_id)
+    _, stored = await runs.append(conn, session, replace(run, tokens=delta_tokens(run, row["metrics"])), True, moment)
+    return await runs.load_run(conn, row["pk"], session.session_id), stored
