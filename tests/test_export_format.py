@@ -99,7 +99,8 @@ def test_a_record_is_one_line_of_compact_json_with_the_format_first() -> None:
         '"name":"Zürich\\u0000\u2028\\r","state":{},"metadata":{},"agent":null,"summary":null,"run_count":0,'
         '"created_at":"2025-01-02T03:04:05.000006Z","updated_at":"2025-01-02T03:04:05.000006Z",'
         '"metrics":{"input_tokens":0,"output_tokens":0,"total_tokens":0,"cache_read_tokens":0,'
-        '"cache_write_tokens":0}},"runs":[]}\n'
+        '"cache_write_tokens":0},"session_type":"agent","agent_id":null,"team_id":null,"workflow_id":null,'
+        '"paused_run_ids":[]},"runs":[]}\n'
     )
 
 

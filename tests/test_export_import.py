@@ -9,6 +9,7 @@ import os
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from mcp_server_sessions.store import NewRun
 from mcp_server_sessions.store.records import SessionRecord
 from tests.conftest import open_test_store
 from tests.postgres_cluster import Cluster
-from tests.test_export_format import HOSTILE
+from tests.test_export_format import HOSTILE, session
 from tests.test_http_cli import cli, cli_all, one_line_refusal
 from tests.test_records import dumped, fill, records
 
@@ -44,16 +45,69 @@ async def new_database(postgres_cluster: Cluster, tmp_path: Path) -> AsyncIterat
         await postgres_cluster.drop_database(name)
 
 
+def run_of(session_id: str, run_id: str, status: str = "completed", **fields: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "session_id": session_id,
+        "status": status,
+        "input": f"Input {HOSTILE}",
+        "content": None if status == "paused" else f"Output {HOSTILE}",
+        "tool_calls": [],
+        "metrics": {"input_tokens": 7, "output_tokens": 2, "model": "m-1"},
+        "created_at": "2025-03-04T05:06:07.000008Z",
+        "messages": [{"role": "user", "content": f"Input {HOSTILE}"}],
+        **fields,
+    }
+
+
+TEAM_AND_WORKFLOW = [
+    SessionRecord.model_validate(
+        {
+            "session": session("crew", "default", session_type="team", team_id="team-1", run_count=2),
+            "runs": [
+                run_of(
+                    "crew",
+                    "lead",
+                    "paused",
+                    requirements=[{"tool_call_id": "toolu_9", "tool_name": "confirm", "arguments": {"q": HOSTILE}}],
+                    resume={"model": "m-1", "conversation": [{"role": "user", "content": HOSTILE}], "n": 2.5},
+                ),
+                run_of("crew", "member", parent_run_id="lead", agent_id="agent-1"),
+            ],
+        }
+    ),
+    SessionRecord.model_validate(
+        {
+            "session": session("flow", "default", session_type="workflow", workflow_id="wf-1", run_count=1),
+            "runs": [
+                run_of(
+                    "flow",
+                    "wf-run",
+                    steps=[
+                        {"name": "fetch", "input": {"url": HOSTILE}, "output": [1, None], "duration_ms": 5.5},
+                        {"name": "send", "input": None, "output": HOSTILE, "status": "skipped"},
+                    ],
+                )
+            ],
+        }
+    ),
+]
+"""A team session with a paused leader run (its requirements and resume state) and a member run, and a
+workflow session with steps: what only a record can carry in, written with import_session."""
+
+
 async def filled(db: str) -> list[SessionRecord]:
     """tests/test_records.py's sample (several users, tool calls, content blocks, metrics, a summary, state,
-    NUL characters, a deleted session) and a session of the default user holding every kind of line end;
-    every record, in creation order."""
+    NUL characters, a deleted session), a session of the default user holding every kind of line end, and
+    its team and workflow sessions; every record, in creation order."""
     store = await open_test_store(db)
     try:
         await fill(store)
         default = store.for_user("default")
         await default.start_session("lines", name=HOSTILE, state={"text": HOSTILE}, metadata={HOSTILE: [HOSTILE]})
         await default.append_run("lines", NewRun.recorded(HOSTILE, f"Reply: {HOSTILE}", run_id="run-x"))
+        for record in TEAM_AND_WORKFLOW:
+            await store.import_session(record)
         return await records(store)
     finally:
         await store.close()
@@ -85,7 +139,10 @@ async def test_export_import_export_gives_the_same_bytes_on_each_backend_and_acr
     other = "sqlite" if backend_of(sessions_db) == "postgres" else "postgres"
     hops = [sessions_db, await new_database(other), await new_database(backend_of(sessions_db))]
     sessions, runs = len(records), sum(len(record.runs) for record in records)
-    assert (sessions, runs) == (5, 6)
+    assert (sessions, runs) == (7, 9)
+    crew, flow = TEAM_AND_WORKFLOW
+    paused = crew.session.model_copy(update={"paused_run_ids": ["lead"]})
+    assert records[-2:] == [crew.model_copy(update={"session": paused}), flow]  # stored as given
     previous: Path | None = None
     for hop, db in enumerate(hops):
         if previous is not None:
@@ -101,7 +158,7 @@ async def test_export_import_export_gives_the_same_bytes_on_each_backend_and_acr
             }
         output = tmp_path / f"hop-{hop}.jsonl"
         done = cli(tmp_path, "export", "--all-users", "--db", db, "-o", str(output))
-        assert (done.returncode, done.stdout, done.stderr) == (0, f"Exported 5 sessions (6 runs) to {output}.\n", "")
+        assert (done.returncode, done.stdout, done.stderr) == (0, f"Exported 7 sessions (9 runs) to {output}.\n", "")
         assert output.read_bytes() == expected, f"hop {hop} ({backend_of(db)})"
         assert stat.S_IMODE(output.stat().st_mode) == 0o600  # whole conversations: the owner's only
         previous = output
