@@ -11,13 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import postgres_fork
+from . import postgres_fork, search_query
 from . import postgres_history as history
 from . import postgres_paused as paused
 from . import postgres_records as records
 from . import postgres_runs as runs
 from . import postgres_session_table as sessions
-from . import search_query
 from .cursor import CursorSealer
 from .limits import HISTORY_PAGE, SEARCH_RESULTS, SESSION_PAGE, TOOL_CALL_PAGE, check_id, check_name, dump_json
 from .models import (
@@ -29,8 +28,8 @@ from .models import (
     RunTranscript,
     SearchHit,
     Session,
-    SessionPage,
     SessionKind,
+    SessionPage,
     SessionSummary,
     ToolCallPage,
 )
@@ -40,8 +39,8 @@ from .postgres_session_table import OwnedSession, UserDirectory
 from .postgres_values import now
 from .protocol import Order, SortKey
 from .record_checks import runs_to_read
-from .sqlite_paused import PausedRun
 from .records import SessionRecord
+from .sqlite_paused import PausedRun
 from .sqlite_rows import prepare_run
 from .sqlite_session_table import NewSession, SessionChange, SessionQuery, new_session
 
@@ -87,18 +86,18 @@ class PostgresUserSessions:
         state: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         agent: AgentConfig | None = None,
+        kind: SessionKind | None = None,
     ) -> tuple[Session, bool]:
         check_id(self._user_id, "user_id")
-        kind: SessionKind | None = None,
         session_id = check_id(session_id, "session_id") if session_id is not None else str(uuid.uuid4())
         new = NewSession(
             name=check_name(name),
             state_json=dump_json(state or {}, "state"),
             metadata_json=dump_json(metadata or {}, "metadata"),
             agent_json=agent.model_dump_json() if agent is not None else None,
+            kind=(kind or SessionKind()).checked(),
         )
 
-            kind=(kind or SessionKind()).checked(),
         async def body(conn: "Conn") -> tuple[Session, bool]:
             user_pk = await self._parts.users.created_user_pk(conn, self._user_id)
             session_pk, created = await sessions.start(conn, user_pk, session_id, now(), new)
@@ -120,9 +119,9 @@ class PostgresUserSessions:
         sort_by: SortKey = "updated_at",
         order: Order = "desc",
         name_contains: str | None = None,
+        kind: SessionKind | None = None,
     ) -> SessionPage:
         query = SessionQuery(sort_by, order, name_contains, kind or SessionKind())
-        kind: SessionKind | None = None,
 
         async def body(conn: "Conn") -> SessionPage:
             user_pk = await self._parts.users.user_pk(conn, self._user_id)
@@ -191,9 +190,9 @@ class PostgresUserSessions:
         check_id(self._user_id, "user_id")
         check_id(session_id, "session_id")
         prepared = prepare_run(run)
+        new = new_session(kind)
 
         async def body(conn: "Conn") -> tuple[Run, bool]:
-        new = new_session(kind)
             moment = now()
             if finishing:  # a begun run ends in its own session only, never in a re-created one
                 session = await self._held_session(conn, session_id)
@@ -223,6 +222,7 @@ class PostgresUserSessions:
             return await runs.renew(conn, session_pk, run_id, self._parts.lease_s)
 
         return await self._parts.db.run(body)
+
     async def claim_paused_run(self, run_id: str, tool_call_ids: Sequence[str]) -> PausedRun:
         check_id(run_id, "run_id")
 
@@ -247,7 +247,6 @@ class PostgresUserSessions:
             return await paused.finish_continued(conn, await self._held_session(conn, session_id), prepared, now())
 
         return await self._parts.db.run(body)
-
 
     # -- history ----------------------------------------------------------------------
 

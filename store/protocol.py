@@ -48,11 +48,11 @@ class UserSessions(Protocol):
         state: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         agent: AgentConfig | None = None,
+        kind: SessionKind | None = None,
     ) -> tuple[Session, bool]:
         """The session `session_id` (a new UUID when None), and whether it was created now, of `kind`
         (its type, agent, team and workflow; by default an agent session of none).
 
-        kind: SessionKind | None = None,
         An existing session is returned unchanged (same id = same conversation).
         Raises InvalidInput, also when `kind` names a session_type other than the existing session's.
         """
@@ -68,11 +68,11 @@ class UserSessions(Protocol):
         sort_by: SortKey = "updated_at",
         order: Order = "desc",
         name_contains: str | None = None,
+        kind: SessionKind | None = None,
     ) -> SessionPage:
         """A page of the sessions, ordered by `sort_by` (then creation), optionally only those whose
         name contains `name_contains` (ASCII letters in either case) and those of the session_type,
         agent_id, team_id and workflow_id `kind` names. A cursor is bound to its filters.
-        kind: SessionKind | None = None,
 
         Raises InvalidInput for a bad cursor or an unknown `sort_by` or `order`.
         """

@@ -30,9 +30,9 @@ from .models import (
     RunTranscript,
     SearchHit,
     Session,
+    SessionKind,
     SessionPage,
     SessionSummary,
-    SessionKind,
     ToolCallPage,
 )
 from .protocol import Order, SortKey
@@ -99,19 +99,19 @@ class SqliteUserSessions:
         state: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         agent: AgentConfig | None = None,
+        kind: SessionKind | None = None,
     ) -> tuple[Session, bool]:
         check_id(self._user_id, "user_id")
         session_id = check_id(session_id, "session_id") if session_id is not None else str(uuid.uuid4())
-        kind: SessionKind | None = None,
         new = sessions.NewSession(
             name=check_name(name),
             state_json=dump_json(state or {}, "state"),
             metadata_json=dump_json(metadata or {}, "metadata"),
             agent_json=agent.model_dump_json() if agent is not None else None,
+            kind=(kind or SessionKind()).checked(),
         )
 
         def body(raw: sqlite3.Connection) -> tuple[Session, bool]:
-            kind=(kind or SessionKind()).checked(),
             user_pk = self._created_user_pk(raw)
             session_pk, created = sessions.start(raw, user_pk, session_id, utc_now(), new)
             return sessions.load(raw, session_pk, self._user_id), created
@@ -133,10 +133,10 @@ class SqliteUserSessions:
         sort_by: SortKey = "updated_at",
         order: Order = "desc",
         name_contains: str | None = None,
+        kind: SessionKind | None = None,
     ) -> SessionPage:
         query = sessions.SessionQuery(sort_by, order, name_contains, kind or SessionKind())
 
-        kind: SessionKind | None = None,
         def body(raw: sqlite3.Connection) -> SessionPage:
             return sessions.page(raw, self._parts.cursors, self._user_pk(raw), self._user_id, query, limit, cursor)
 
@@ -202,10 +202,10 @@ class SqliteUserSessions:
         check_id(self._user_id, "user_id")
         check_id(session_id, "session_id")
         prepared = prepare_run(run)
+        new = sessions.new_session(kind)
 
         def body(raw: sqlite3.Connection) -> tuple[Run, bool]:
             now = utc_now()
-        new = sessions.new_session(kind)
             if finishing:  # a begun run ends in its own session only, never in a re-created one
                 session = self._session(raw, session_id)
             else:
