@@ -7,8 +7,8 @@ and what is deleted is what was listed and has not changed since: a session whos
 it is read for the archive, or when it is read again right before its delete, is kept and reported. So
 a run added after the listing (which changes the run count and updated_at) is not deleted unarchived;
 only a run committed between that last read and the delete itself could be, as the store protocol has
-no delete conditional on the session being unchanged. The archive is complete, flushed, fsynced and renamed into place before the first delete: a failure or
-a kill while it is written deletes nothing.
+no delete conditional on the session being unchanged. The archive is complete, flushed, fsynced and
+renamed into place before the first delete: a failure or a kill while it is written deletes nothing.
 """
 
 import argparse
