@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from mcp_server_sessions.store.limits import MAX_JSON_BYTES
-from mcp_server_sessions.store.models import Session
+from mcp_server_sessions.store.models import Session, SessionType
 from mcp_server_sessions.store.records import SessionRecord
 
 from . import SourceError
-from .agno_runs import agno_turn
+from .agno_runs import agno_turn, run_key
 from .agno_tables import open_database, run_dicts, session_rows, session_tables
 from .fitting import (
     as_list,
@@ -38,8 +38,9 @@ from .fitting import (
     json_size,
     plain_json,
 )
-from .turns import Turn, fitted_object, runs_of, session_record
+from .turns import fitted_object, runs_of, session_record
 
+_KINDS: dict[object, SessionType] = {"agent": "agent", "team": "team", "workflow": "workflow"}
 _CHILD_RUNS = ("member_responses", "step_executor_runs", "workflow_agent_run")
 _SUMMARY_BYTES = MAX_JSON_BYTES // 2
 _EPOCH = "1970-01-01T00:00:00.000000Z"
@@ -65,13 +66,18 @@ def agno_records(path: Path, default_user: str) -> Iterator[SessionRecord]:
 def _record(row: dict[str, Any], runs: list[dict[str, Any]], default_user: str) -> SessionRecord:
     raw_session_id = str(row.get("session_id"))
     session_id = fitted_id(raw_session_id, "session")
-    origin: dict[str, Any] = {"source": "agno", "session_type": row.get("session_type")}
-    for kind in ("agent", "team", "workflow"):
-        data = row.get(f"{kind}_data")
-        if row.get(f"{kind}_id") is not None:
-            origin[f"{kind}_id"] = row[f"{kind}_id"]
-        if isinstance(data, dict) and isinstance(data.get("name"), str):
-            origin[f"{kind}_name"] = data["name"]
+    origin: dict[str, Any] = {"source": "agno"}
+    kind = _KINDS.get(row.get("session_type"), "agent")
+    if kind != row.get("session_type"):
+        origin["session_type"] = row.get("session_type")
+    owners: dict[str, str | None] = {}
+    for owner in ("agent", "team", "workflow"):
+        data, raw = as_object(row.get(f"{owner}_data")), row.get(f"{owner}_id")
+        owners[owner] = fitted_id(str(raw), owner) if raw is not None else None
+        if raw is not None and owners[owner] != raw:
+            origin[f"{owner}_id"] = raw
+        if isinstance(data.get("name"), str):
+            origin[f"{owner}_name"] = data["name"]
     if session_id != raw_session_id:
         origin["session_id"] = raw_session_id
     user_id = default_user
@@ -97,8 +103,13 @@ def _record(row: dict[str, Any], runs: list[dict[str, Any]], default_user: str) 
         run_count=0,
         created_at=created_at,
         updated_at=from_epoch(row.get("updated_at")) or created_at,
+        session_type=kind,
+        agent_id=owners["agent"],
+        team_id=owners["team"],
+        workflow_id=owners["workflow"],
     )
-    records = [record for turn in _turns(runs, created_at) for record in runs_of(turn, session_id)]
+    turns = [agno_turn(run, parent, created_at) for run, parent in _ordered(runs)]
+    records = [record for turn in turns for record in runs_of(turn, session_id)]
     return session_record(session, records, _summary(row.get("summary"), session.updated_at))
 
 
@@ -113,45 +124,38 @@ def _summary(raw: object, fallback_time: str) -> tuple[str, list[str], str] | No
     )
 
 
-def _turns(runs: list[dict[str, Any]], fallback_time: str) -> Iterator[Turn]:
-    """A turn per run of the session itself, with the runs under it (members', steps') folded in."""
-    by_id = {run["run_id"]: run for run in runs if isinstance(run.get("run_id"), str)}
-    tops: list[dict[str, Any]] = []
-    under: dict[object, list[dict[str, Any]]] = {}
-    for run in runs:
-        parent = run.get("parent_run_id")
-        if isinstance(parent, str) and parent in by_id and parent != run.get("run_id"):
-            under.setdefault(_top_id(run, by_id), []).append(run)
-        else:
-            tops.append(run)
-    for top in tops:
-        yield agno_turn(top, _descendants(top, under.get(top.get("run_id"), [])), fallback_time)
+def _ordered(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str | None]]:
+    """Every run of the session, each once with the id of the run it served (None for the session's own),
+    a run before those it led: the stored runs and those they embed (team members', workflow steps'),
+    a run found both ways as it was stored."""
+    found: dict[str, dict[str, Any]] = {}
+    served: dict[str, str | None] = {}
 
-
-def _top_id(run: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> object:
-    """The id of the session's own run that `run` ran under, following parent_run_id up."""
-    seen: set[str] = set()
-    while isinstance(parent := run.get("parent_run_id"), str) and parent in by_id and parent not in seen:
-        seen.add(parent)
-        run = by_id[parent]
-    return run.get("run_id")
-
-
-def _descendants(top: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The runs under `top`: those it embeds (members' and steps' runs, recursively) and those stored as
-    rows of their own; a run found both ways counts once, as its row has it."""
-    found: dict[object, dict[str, Any]] = {}
-
-    def visit(run: dict[str, Any]) -> None:
-        for key in _CHILD_RUNS:
-            children = run.get(key)
+    def add(run: dict[str, Any], embedder: str | None) -> None:
+        key, parent = run_key(run), run.get("parent_run_id")
+        found[key] = run
+        served[key] = fitted_id(parent, "run") if isinstance(parent, str) else served.get(key) or embedder
+        for name in _CHILD_RUNS:
+            children = run.get(name)
             for child in children if isinstance(children, list) else [children]:
                 if isinstance(child, dict):
-                    found[child.get("run_id") or id(child)] = child
-                    visit(child)
+                    add(child, key)
 
-    visit(top)
-    for row in rows:
-        found[row.get("run_id") or id(row)] = row
-        visit(row)
-    return list(found.values())
+    for run in runs:
+        add(run, None)
+    led: dict[str | None, list[str]] = {}
+    for key, parent in served.items():
+        led.setdefault(parent if parent in found and parent != key else None, []).append(key)
+    ordered: list[tuple[dict[str, Any], str | None]] = []
+    placed: set[str] = set()
+
+    def place(key: str, parent: str | None) -> None:
+        if key not in placed:
+            placed.add(key)
+            ordered.append((found[key], parent))
+            for follower in led.get(key, []):
+                place(follower, key)
+
+    for key in [*led.get(None, []), *found]:  # then those only a loop of parent ids reaches, as the session's
+        place(key, None)
+    return ordered

@@ -1,15 +1,25 @@
-"""One run of an Agno session, with the runs under it (a team member's, a workflow step's), as a Turn:
-the input, the answer, the status, the run's own messages, every tool call (the runs under it
-included, and each workflow step as a `workflow_step` call) and the tokens of them all."""
+"""One run of an Agno session as a Turn: the input, the answer, the status, the run's own messages, tool
+calls and metrics, a workflow run's steps, and the run it served (a team member's run served its
+leader's; a workflow step's agent or team run, the workflow's)."""
 
 import json
 from typing import Any
 
-from mcp_server_sessions.store.limits import MAX_TOKENS
-from mcp_server_sessions.store.models import RunStatus, StoredRunMetrics, ToolCall
+from mcp_server_sessions.store.limits import MAX_JSON_BYTES, MAX_RUN_BYTES, MAX_STEPS_PER_RUN, MAX_TOKENS
+from mcp_server_sessions.store.models import RunStatus, StoredRunMetrics, ToolCall, WorkflowStep
 from mcp_server_sessions.store.records import RecordedMessage
 
-from .fitting import as_list, as_object, fitted_id, fitted_name, fitted_text, from_epoch, plain_json, seconds_to_ms
+from .fitting import (
+    as_list,
+    as_object,
+    fitted_id,
+    fitted_json,
+    fitted_name,
+    fitted_text,
+    from_epoch,
+    plain_json,
+    seconds_to_ms,
+)
 from .turns import Turn, history_line, tool_call
 
 _STATUSES: dict[str, tuple[RunStatus, str | None]] = {
@@ -19,31 +29,36 @@ _STATUSES: dict[str, tuple[RunStatus, str | None]] = {
     "PAUSED": ("cancelled", "The run was paused in Agno, waiting for a confirmation or input, when it was imported."),
     "REGENERATED": ("cancelled", "Agno regenerated this run: a later run took its place."),
 }
+_TOKENS = ("input_tokens", "output_tokens", "total_tokens", "cache_read_tokens", "cache_write_tokens")
 _UNFINISHED: tuple[RunStatus, str] = ("error", "The run had not finished in Agno when it was imported.")
 
 
-def agno_turn(top: dict[str, Any], descendants: list[dict[str, Any]], fallback_time: str) -> Turn:
-    """The session's run `top` with the runs under it folded in; `fallback_time` when it has no time."""
-    created_at = from_epoch(top.get("created_at")) or fallback_time
-    raw_id = top.get("run_id")
-    run_id = fitted_id(raw_id if isinstance(raw_id, str) else json.dumps(plain_json(top), sort_keys=True), "run")
-    status, error = _STATUSES.get(str(top.get("status")).upper(), _UNFINISHED)
-    calls = _tool_calls(top, run_id, created_at) + _step_calls(top, run_id, created_at)
-    for child in descendants:
-        child_id = child.get("run_id")
-        calls += _tool_calls(child, child_id if isinstance(child_id, str) else run_id, created_at)
-    calls.sort(key=lambda call: call.created_at)  # stable: calls of one second keep their order
-    content = top.get("content")
+def run_key(run: dict[str, Any]) -> str:
+    """The run's id as the store keeps it (one made from the run's contents when Agno kept none)."""
+    raw = run.get("run_id")
+    return fitted_id(raw if isinstance(raw, str) else json.dumps(plain_json(run), sort_keys=True), "run")
+
+
+def agno_turn(run: dict[str, Any], parent_run_id: str | None, fallback_time: str) -> Turn:
+    """One run of the session: its own tool calls, metrics and messages, the steps of a workflow run,
+    the run it served (`parent_run_id`: a team leader's or a workflow's); `fallback_time` if it has none."""
+    created_at = from_epoch(run.get("created_at")) or fallback_time
+    run_id = run_key(run)
+    status, error = _STATUSES.get(str(run.get("status")).upper(), _UNFINISHED)
+    content, agent_id = run.get("content"), run.get("agent_id")
     return Turn(
         run_id=run_id,
-        input=_input(top),
+        input=_input(run),
         content=None if content is None else _text(content),
         created_at=created_at,
         status=status,
         error=error,
-        tool_calls=calls,
-        metrics=_metrics(top, descendants),
-        messages=_messages(top),
+        tool_calls=_tool_calls(run, run_id, created_at),
+        metrics=_metrics(run),
+        messages=_messages(run),
+        parent_run_id=parent_run_id,
+        agent_id=fitted_id(agent_id, "agent") if isinstance(agent_id, str) else None,
+        steps=_steps(run),
     )
 
 
@@ -68,28 +83,24 @@ def _tool_calls(run: dict[str, Any], run_id: str, fallback_time: str) -> list[To
     return calls
 
 
-def _step_calls(run: dict[str, Any], run_id: str, created_at: str) -> list[ToolCall]:
-    """A workflow run's steps, each as a `workflow_step` call with the step's output as its result."""
-    calls = []
-    for index, step in enumerate(as_list(run.get("step_results"))):
-        if not isinstance(step, dict):
-            continue
+def _steps(run: dict[str, Any]) -> list[WorkflowStep]:
+    """A workflow run's steps as they ended (the first MAX_STEPS_PER_RUN), each output within its share of
+    a quarter of what a run may hold."""
+    reported = [step for step in as_list(run.get("step_results")) if isinstance(step, dict)][:MAX_STEPS_PER_RUN]
+    share = min(MAX_JSON_BYTES, MAX_RUN_BYTES // 4 // max(len(reported), 1))
+    steps = []
+    for number, step in enumerate(reported, start=1):
         failed = step.get("success") is False
-        about = ("step_name", "step_type", "executor_type", "executor_name")
-        metrics = as_object(step.get("metrics"))
-        step_id = step.get("step_id") or step.get("step_run_id")
-        calls.append(
-            tool_call(
-                step_id if isinstance(step_id, str) else f"{run_id}:step:{index}",
-                "workflow_step",
-                {key: step[key] for key in about if step.get(key) is not None},
-                step.get("error") if failed and step.get("error") else step.get("content"),
-                is_error=failed,
-                created_at=created_at,
-                duration_ms=seconds_to_ms(metrics.get("duration")),
+        output = step.get("error") if failed and step.get("error") else step.get("content")
+        steps.append(
+            WorkflowStep(
+                name=fitted_name(str(step.get("step_name") or f"step {number}")) or f"step {number}",
+                output=fitted_json(output, share),
+                status="error" if failed else "paused" if step.get("is_paused") else "completed",
+                duration_ms=seconds_to_ms(as_object(step.get("metrics")).get("duration")),
             )
         )
-    return calls
+    return steps
 
 
 def _input(run: dict[str, Any]) -> str:
@@ -135,27 +146,21 @@ def _messages(run: dict[str, Any]) -> list[RecordedMessage] | None:
     return messages or None
 
 
-def _metrics(top: dict[str, Any], descendants: list[dict[str, Any]]) -> StoredRunMetrics:
-    """The run's own timing and model, with its tokens and those of the runs under it summed."""
-    own = as_object(top.get("metrics"))
-    models = [run.get("model") for run in (top, *descendants) if isinstance(run.get("model"), str)]
-    model = fitted_name(models[0]) if models else None
-    figures = [run["metrics"] for run in (top, *descendants) if isinstance(run.get("metrics"), dict)]
-    if not figures:
-        return StoredRunMetrics(model=model)
-
-    def summed(key: str) -> int:
-        return min(sum(_count(metrics.get(key)) for metrics in figures), MAX_TOKENS)
-
-    input_tokens, output_tokens = summed("input_tokens"), summed("output_tokens")
+def _metrics(run: dict[str, Any]) -> StoredRunMetrics:
+    """The run's own tokens, timing and model (a team member's and a step's runs are runs of their own)."""
+    model = fitted_name(run["model"]) if isinstance(run.get("model"), str) else None
+    metrics = as_object(run.get("metrics"))
+    if not any(key in metrics for key in _TOKENS):  # none reported (a workflow reports its steps' only)
+        return StoredRunMetrics(duration_ms=seconds_to_ms(metrics.get("duration")), model=model)
+    input_tokens, output_tokens = _count(metrics.get("input_tokens")), _count(metrics.get("output_tokens"))
     return StoredRunMetrics(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=min(input_tokens + output_tokens, MAX_TOKENS),
-        cache_read_tokens=summed("cache_read_tokens"),
-        cache_write_tokens=summed("cache_write_tokens"),
-        duration_ms=seconds_to_ms(own.get("duration")),
-        time_to_first_token_ms=seconds_to_ms(own.get("time_to_first_token")),
+        cache_read_tokens=_count(metrics.get("cache_read_tokens")),
+        cache_write_tokens=_count(metrics.get("cache_write_tokens")),
+        duration_ms=seconds_to_ms(metrics.get("duration")),
+        time_to_first_token_ms=seconds_to_ms(metrics.get("time_to_first_token")),
         model=model,
     )
 

@@ -25,6 +25,7 @@ from mcp_server_sessions.store.models import (
     SessionSummary,
     StoredRunMetrics,
     ToolCall,
+    WorkflowStep,
 )
 from mcp_server_sessions.store.records import RecordedMessage, RunRecord, SessionRecord
 
@@ -49,7 +50,11 @@ class Turn:
     """Fitted calls (see `tool_call`) in the order they were made; their run_id is set per run."""
     metrics: StoredRunMetrics = field(default_factory=StoredRunMetrics)
     messages: list[RecordedMessage] | None = None
-    """The source's own messages of the turn; None: the user's input, a line per call, the answer."""
+    """The source's own messages of the turn; None: the user's input, a line per call and per step, the
+    answer."""
+    parent_run_id: str | None = None
+    agent_id: str | None = None
+    steps: list[WorkflowStep] = field(default_factory=list)
 
 
 def tool_call(
@@ -82,13 +87,16 @@ def history_line(tool_name: str, arguments: Any, result: Any, is_error: bool) ->
 
 
 def runs_of(turn: Turn, session_id: str) -> list[RunRecord]:
-    """The turn as one run, or as several when its tool calls do not fit in one."""
+    """The turn as one run, or as several when its tool calls do not fit in one (the steps go with the
+    first; each run keeps the run the turn served)."""
     input_text = fitted_text(turn.input)
     content = fitted_text(turn.content) if turn.content is not None else None
     own = turn.messages if turn.messages is not None and _size(turn.messages) <= _MESSAGES_BUDGET else None
     question = RecordedMessage(role="user", content=input_text)
     answer = [RecordedMessage(role="assistant", content=content)] if content is not None else []
-    room = MAX_RUN_BYTES - _size(own if own is not None else [question, *answer])
+    steps = [RecordedMessage(role="tool", content=step.history_line(), is_tool=True) for step in turn.steps]
+    leading = own if own is not None else [question, *steps, *answer]
+    room = MAX_RUN_BYTES - _size(leading) - json_size([step.model_dump() for step in turn.steps])
     runs = []
     for number, calls in enumerate(_batches(turn.tool_calls, room), start=1):
         first = number == 1
@@ -99,7 +107,7 @@ def runs_of(turn: Turn, session_id: str) -> list[RunRecord]:
         elif own is not None:
             messages = list(own)
         else:
-            messages = [question, *lines, *answer]
+            messages = [question, *lines, *steps, *answer]  # as NewRun.recorded lays a turn out
         runs.append(
             RunRecord(
                 run_id=run_id,
@@ -112,6 +120,9 @@ def runs_of(turn: Turn, session_id: str) -> list[RunRecord]:
                 created_at=turn.created_at if first or not calls else max(turn.created_at, calls[0].created_at),
                 error=turn.error,
                 messages=messages,
+                parent_run_id=turn.parent_run_id,
+                agent_id=turn.agent_id,
+                steps=turn.steps if first else [],
             )
         )
     return runs
