@@ -27,6 +27,15 @@ def session(s: Session) -> str:
         f"Session {s.session_id!r}" + (f" ({s.name})" if s.name else "") + f": {s.run_count} runs, "
         f"updated {s.updated_at}."
     ]
+    owners = [
+        f"{what} {value}"
+        for what, value in (("agent", s.agent_id), ("team", s.team_id), ("workflow", s.workflow_id))
+        if value
+    ]
+    if s.session_type != "agent" or owners:
+        lines.append(f"A {s.session_type} session" + (f" of {', '.join(owners)}." if owners else "."))
+    if s.paused_run_ids:
+        lines.append(f"Paused runs waiting for tool results: {', '.join(s.paused_run_ids)}.")
     if s.state:
         lines.append(f"State: {_short(_json(s.state))}")
     if s.summary:
@@ -46,8 +55,11 @@ def sessions(page: SessionPage) -> str:
 
 
 def run_line(run: Run) -> str:
-    calls = f" with {len(run.tool_calls)} tool calls" if run.tool_calls else ""
-    return f"Run {run.run_id!r} in session {run.session_id!r} is {run.status}{calls}."
+    parts = [f"{len(run.tool_calls)} tool calls"] if run.tool_calls else []
+    parts += [f"{len(run.steps)} workflow steps"] if run.steps else []
+    served = f" (a member's run under {run.parent_run_id!r})" if run.parent_run_id else ""
+    details = f" with {' and '.join(parts)}" if parts else ""
+    return f"Run {run.run_id!r} in session {run.session_id!r}{served} is {run.status}{details}."
 
 
 def history(page: ChatHistoryPage) -> str:

@@ -344,11 +344,18 @@ class NewRun(BaseModel):
         tool_calls: list[NewToolCall] | None = None,
         metrics: RunMetrics | None = None,
         run_id: str | None = None,
+        *,
+        steps: list[WorkflowStep] | None = None,
+        parent_run_id: str | None = None,
+        agent_id: str | None = None,
     ) -> "NewRun":
-        """A turn a client ran itself: the user's message, a tool message per call, the assistant's reply."""
-        calls = tool_calls or []
+        """A turn a client ran itself: the user's message, a tool message per call and per workflow step
+        (so a search finds a step's words and history shows them only with the tool messages), the
+        assistant's reply."""
+        calls, steps = tool_calls or [], steps or []
         messages = [NewMessage(role="user", content=input)]
         messages += [NewMessage(role="tool", content=call.history_line(), is_tool=True) for call in calls]
+        messages += [NewMessage(role="tool", content=step.history_line(), is_tool=True) for step in steps]
         messages.append(NewMessage(role="assistant", content=output))
         return cls(
             run_id=run_id or str(uuid.uuid4()),
@@ -357,4 +364,7 @@ class NewRun(BaseModel):
             messages=messages,
             tool_calls=calls,
             metrics=metrics or RunMetrics(),
+            steps=steps,
+            parent_run_id=parent_run_id,
+            agent_id=agent_id,
         )

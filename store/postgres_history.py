@@ -19,6 +19,7 @@ from .pages import fill_page
 from .postgres_runs import row_to_tool_call
 from .postgres_session_table import OwnedSession
 from .postgres_values import from_db, iso, optional_from_db, to_db
+from .sqlite_history import leader_only
 
 if TYPE_CHECKING:
     from .postgres_schema import Conn
@@ -34,16 +35,20 @@ async def chat_history_page(
     limit: int,
     cursor: str | None,
     include_tool_messages: bool,
+    include_member_runs: bool = False,
 ) -> ChatHistoryPage:
-    """Messages oldest first, ordered by (run, message), optionally of the last N finished runs."""
-    scope = ("messages", session.user_pk, session.session_pk, include_tool_messages, last_n_runs)
+    """Messages oldest first, ordered by (run, message), optionally of the last N finished runs; a team
+    member's runs (those with a parent run) only with `include_member_runs`."""
+    scope = ("messages", session.user_pk, session.session_pk, include_tool_messages, last_n_runs, include_member_runs)
+    member_filter, run_filter = leader_only(include_member_runs), leader_only(include_member_runs, "r.")
     after = sealer.open(cursor, scope, (int, int)) if cursor else [0, 0]
     tool_filter = "" if include_tool_messages else " AND NOT m.is_tool"
     first_run_pk = 0
     if last_n_runs is not None:
         first_run_pk = (
             await conn.fetchval(
-                "SELECT pk FROM runs WHERE session_pk = $1 AND status <> 'running' ORDER BY pk DESC LIMIT 1 OFFSET $2",
+                f"SELECT pk FROM runs WHERE session_pk = $1 AND status <> 'running'{member_filter} "
+                "ORDER BY pk DESC LIMIT 1 OFFSET $2",
                 session.session_pk,
                 last_n_runs - 1,
             )
@@ -53,7 +58,7 @@ async def chat_history_page(
         conn,
         "SELECT m.pk, m.run_pk, m.role, m.content, r.run_id, r.created_at FROM messages m "
         "JOIN runs r ON r.pk = m.run_pk WHERE m.session_pk = $1 AND m.run_pk >= $2 "
-        f"AND (m.run_pk, m.pk) > ($3, $4){tool_filter} ORDER BY m.run_pk, m.pk LIMIT $5",
+        f"AND (m.run_pk, m.pk) > ($3, $4){tool_filter}{run_filter} ORDER BY m.run_pk, m.pk LIMIT $5",
         [session.session_pk, max(first_run_pk, after[0]), after[0], after[1], limit + 1],
         limit + 1,
         lambda row: len(row["content"]),
@@ -98,16 +103,18 @@ async def tool_call_page(
     limit: int,
     tool_name: str | None,
     cursor: str | None,
+    include_member_runs: bool = False,
 ) -> ToolCallPage:
-    """Tool calls newest first, optionally of one tool."""
-    scope = ("tool_calls", session.user_pk, session.session_pk, tool_name)
+    """Tool calls newest first, optionally of one tool; a team member's runs' only with `include_member_runs`."""
+    scope = ("tool_calls", session.user_pk, session.session_pk, tool_name, include_member_runs)
+    member_filter = leader_only(include_member_runs, "r.")
     before = sealer.open(cursor, scope, (int,))[0] if cursor else 2**62
     name_filter = " AND t.tool_name = $4" if tool_name is not None else ""
     params: list[Any] = [session.session_pk, before, limit + 1, *([to_db(tool_name)] if tool_name is not None else [])]
     rows = await _rows(
         conn,
         "SELECT t.*, r.run_id FROM tool_calls t JOIN runs r ON r.pk = t.run_pk "
-        f"WHERE t.session_pk = $1{name_filter} AND t.pk < $2 ORDER BY t.pk DESC LIMIT $3",
+        f"WHERE t.session_pk = $1{name_filter} AND t.pk < $2{member_filter} ORDER BY t.pk DESC LIMIT $3",
         params,
         limit + 1,
         lambda row: len(row["arguments"]) + len(row["result"]),
@@ -118,12 +125,14 @@ async def tool_call_page(
 
 
 async def context_messages(conn: "Conn", session_pk: int, num_runs: int) -> list[ContextMessage]:
-    """The messages of the last `num_runs` completed runs, whole runs only, oldest first."""
+    """The messages of the last `num_runs` completed runs of the leader (no team member's), whole runs only,
+    oldest first."""
     if num_runs <= 0:
         return []
     rows = await conn.fetch(
         "SELECT m.role, m.content, m.blocks FROM messages m WHERE m.run_pk IN "
-        "(SELECT pk FROM runs WHERE session_pk = $1 AND status = 'completed' ORDER BY pk DESC LIMIT $2) "
+        "(SELECT pk FROM runs WHERE session_pk = $1 AND status = 'completed' AND parent_run_id IS NULL "
+        "ORDER BY pk DESC LIMIT $2) "
         "ORDER BY m.run_pk, m.pk",
         session_pk,
         num_runs,
@@ -137,9 +146,10 @@ async def context_messages(conn: "Conn", session_pk: int, num_runs: int) -> list
 
 
 async def runs_for_summary(conn: "Conn", session_pk: int, after: int) -> tuple[list[RunTranscript], int]:
-    """Completed runs after the first `after`, and how many runs from the start are finished."""
+    """The leader's completed runs after the first `after` runs, and how many runs from the start are finished
+    (a team member's runs are counted, not summarized)."""
     rows = await conn.fetch(
-        "SELECT run_id, input, content, status FROM runs WHERE session_pk = $1 ORDER BY pk OFFSET $2",
+        "SELECT run_id, input, content, status, parent_run_id FROM runs WHERE session_pk = $1 ORDER BY pk OFFSET $2",
         session_pk,
         after,
     )
@@ -149,7 +159,7 @@ async def runs_for_summary(conn: "Conn", session_pk: int, after: int) -> tuple[l
         if row["status"] == "running":
             break  # a later summary must still see it, so coverage stops before it
         covered += 1
-        if row["status"] == "completed":
+        if row["status"] == "completed" and row["parent_run_id"] is None:
             runs.append(
                 RunTranscript(
                     run_id=row["run_id"],

@@ -34,9 +34,9 @@ RUNNING_ELSEWHERE = "run_id {!r} belongs to a run still in progress in this sess
 _INSERT_MESSAGES = (
     "INSERT INTO messages (user_pk, session_pk, run_pk, role, content, blocks, is_tool, search) "
     "SELECT $1, $2, $3, m.role, m.content, m.blocks, m.is_tool, "
-    f"CASE WHEN m.is_tool OR m.content = '' THEN ''::tsvector ELSE {VECTOR.format('m.content')} END "
-    "FROM unnest($4::text[], $5::text[], $6::text[], $7::boolean[]) "
-    "WITH ORDINALITY AS m(role, content, blocks, is_tool, n) "
+    f"CASE WHEN m.searchable THEN {VECTOR.format('m.content')} ELSE ''::tsvector END "
+    "FROM unnest($4::text[], $5::text[], $6::text[], $7::boolean[], $8::boolean[]) "
+    "WITH ORDINALITY AS m(role, content, blocks, is_tool, searchable, n) "
     "ORDER BY m.n"
 )
 _INSERT_TOOL_CALLS = (
@@ -183,6 +183,7 @@ async def write_rows(
             [to_db(m.content) for m in run.messages],
             [m.blocks for m in run.messages],
             [m.is_tool for m in run.messages],
+            [m.searchable for m in run.messages],
         )
     if run.tool_calls:
         calls = run.tool_calls

@@ -258,21 +258,37 @@ class PostgresUserSessions:
         limit: int = HISTORY_PAGE,
         cursor: str | None = None,
         include_tool_messages: bool = False,
+        include_member_runs: bool = False,
     ) -> ChatHistoryPage:
         async def body(conn: "Conn") -> ChatHistoryPage:
             session = await self._session(conn, session_id)  # an unknown session wins over a bad cursor
             return await history.chat_history_page(
-                conn, self._parts.cursors, session, last_n_runs, limit, cursor, include_tool_messages
+                conn,
+                self._parts.cursors,
+                session,
+                last_n_runs,
+                limit,
+                cursor,
+                include_tool_messages,
+                include_member_runs,
             )
 
         return await self._parts.db.run(body, write=False)
 
     async def get_tool_calls(
-        self, session_id: str, *, limit: int = TOOL_CALL_PAGE, tool_name: str | None = None, cursor: str | None = None
+        self,
+        session_id: str,
+        *,
+        limit: int = TOOL_CALL_PAGE,
+        tool_name: str | None = None,
+        cursor: str | None = None,
+        include_member_runs: bool = False,
     ) -> ToolCallPage:
         async def body(conn: "Conn") -> ToolCallPage:
             session = await self._session(conn, session_id)
-            return await history.tool_call_page(conn, self._parts.cursors, session, limit, tool_name, cursor)
+            return await history.tool_call_page(
+                conn, self._parts.cursors, session, limit, tool_name, cursor, include_member_runs
+            )
 
         return await self._parts.db.run(body, write=False)
 

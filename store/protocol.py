@@ -161,8 +161,10 @@ class UserSessions(Protocol):
         limit: int = HISTORY_PAGE,
         cursor: str | None = None,
         include_tool_messages: bool = False,
+        include_member_runs: bool = False,
     ) -> ChatHistoryPage:
-        """Messages oldest first, optionally only those of the last N finished runs.
+        """Messages oldest first, optionally only those of the last N finished runs; the runs of a team's
+        members (those with a `parent_run_id`) are left out unless `include_member_runs`.
 
         Raises SessionNotFound (before any cursor is looked at), InvalidInput for a bad cursor.
         """
@@ -174,8 +176,10 @@ class UserSessions(Protocol):
         limit: int = TOOL_CALL_PAGE,
         tool_name: str | None = None,
         cursor: str | None = None,
+        include_member_runs: bool = False,
     ) -> ToolCallPage:
-        """Tool calls newest first, optionally only those of one tool.
+        """Tool calls newest first, optionally only those of one tool; those of a team member's runs only
+        with `include_member_runs`.
 
         Raises SessionNotFound (before any cursor is looked at), InvalidInput for a bad cursor.
         """
@@ -194,14 +198,16 @@ class UserSessions(Protocol):
         """
 
     async def context_messages(self, session_id: str, num_runs: int) -> list[ContextMessage]:
-        """The messages of the last `num_runs` completed runs, oldest first, whole runs only.
+        """The messages of the last `num_runs` completed runs of the leader (a team member's runs are left
+        out), oldest first, whole runs only.
 
         Raises SessionNotFound.
         """
 
     async def runs_for_summary(self, session_id: str, after: int) -> tuple[list[RunTranscript], int]:
-        """Completed runs after the first `after` runs of the session, and how many runs from the
-        start are finished (a summary covers those): counting stops at the first run still running.
+        """The leader's completed runs (not a team member's) after the first `after` runs of the session,
+        and how many runs from the start are finished (a summary covers those): counting stops at the
+        first run still running.
 
         Raises SessionNotFound.
         """

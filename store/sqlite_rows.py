@@ -44,6 +44,9 @@ class PreparedMessage:
     content: str
     blocks: str | None
     is_tool: bool
+    searchable: bool
+    """Whether its text enters the search index: a tool message only for a workflow step (a tool call's
+    message is not, the call itself is)."""
 
 
 @dataclass(frozen=True)
@@ -123,11 +126,13 @@ def prepare_run(run: NewRun) -> PreparedRun:
             )
         )
     messages = []
+    step_lines = {step.history_line() for step in run.steps}
     for message in run.messages:
         total += text_bytes(message.content, f"{message.role} message")
         blocks = dump_json(message.blocks, "message blocks", MAX_RUN_BYTES) if message.blocks is not None else None
         total += len(blocks or "")
-        messages.append(PreparedMessage(message.role, message.content, blocks, message.is_tool))
+        searchable = bool(message.content) and (not message.is_tool or message.content in step_lines)
+        messages.append(PreparedMessage(message.role, message.content, blocks, message.is_tool, searchable))
     steps = _json_list([step.model_dump() for step in run.steps], "steps")
     requirements = _json_list([requirement.model_dump() for requirement in run.requirements], "requirements")
     resume = dump_json(run.resume, "resume", MAX_RUN_BYTES) if run.resume is not None else None

@@ -145,7 +145,7 @@ def write_run(
             (session_pk, run_pk, message.role, message.content, message.blocks, message.is_tool),
         ).lastrowid
         assert message_pk is not None
-        search_index.add_message(raw, message_pk, user_pk, session_pk, message.content, message.is_tool)
+        search_index.add_message(raw, message_pk, user_pk, session_pk, message.content, message.searchable)
     for call in run.tool_calls:
         call_pk = raw.execute(
             "INSERT INTO tool_calls (session_pk, run_pk, tool_call_id, tool_name, arguments, result, is_error, "

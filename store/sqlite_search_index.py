@@ -18,10 +18,10 @@ _ADD = "INSERT INTO search_index (rowid, owner, body, session_pk) VALUES (?, ?, 
 
 
 def add_message(
-    raw: sqlite3.Connection, message_pk: int, owner_pk: int, session_pk: int, content: str, is_tool: bool
+    raw: sqlite3.Connection, message_pk: int, owner_pk: int, session_pk: int, content: str, searchable: bool
 ) -> None:
-    """Index a new message's text, unless it is a tool message or empty."""
-    if not is_tool and content:
+    """Index a new message's text if it is searchable (sqlite_rows.PreparedMessage.searchable)."""
+    if searchable:
         raw.execute(_ADD, (message_pk * 2, str(owner_pk), content, session_pk))
 
 

@@ -55,7 +55,7 @@ def check_kind(session_id: str, stored_type: str, kind: SessionKind) -> None:
     """Refuse a call naming a session_type other than the existing session's."""
     if kind.session_type is not None and kind.session_type != stored_type:
         raise InvalidInput(
-            f"Session {session_id!r} is a {stored_type} session, not a {kind.session_type} session; "
+            f"Session {session_id!r} has session_type {stored_type!r}, not {kind.session_type!r}; "
             f"leave session_type out or pass {stored_type!r}."
         )
 

@@ -268,21 +268,37 @@ class SqliteUserSessions:
         limit: int = HISTORY_PAGE,
         cursor: str | None = None,
         include_tool_messages: bool = False,
+        include_member_runs: bool = False,
     ) -> ChatHistoryPage:
         def body(raw: sqlite3.Connection) -> ChatHistoryPage:
             session = self._session(raw, session_id)  # an unknown session wins over a bad cursor
             return history.chat_history_page(
-                raw, self._parts.cursors, session, last_n_runs, limit, cursor, include_tool_messages
+                raw,
+                self._parts.cursors,
+                session,
+                last_n_runs,
+                limit,
+                cursor,
+                include_tool_messages,
+                include_member_runs,
             )
 
         return await self._parts.reader.run(read(body), inline=True)
 
     async def get_tool_calls(
-        self, session_id: str, *, limit: int = TOOL_CALL_PAGE, tool_name: str | None = None, cursor: str | None = None
+        self,
+        session_id: str,
+        *,
+        limit: int = TOOL_CALL_PAGE,
+        tool_name: str | None = None,
+        cursor: str | None = None,
+        include_member_runs: bool = False,
     ) -> ToolCallPage:
         def body(raw: sqlite3.Connection) -> ToolCallPage:
             session = self._session(raw, session_id)
-            return history.tool_call_page(raw, self._parts.cursors, session, limit, tool_name, cursor)
+            return history.tool_call_page(
+                raw, self._parts.cursors, session, limit, tool_name, cursor, include_member_runs
+            )
 
         return await self._parts.reader.run(read(body), inline=True)
 

@@ -5,8 +5,9 @@ from typing import Annotated
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from mcp_server_sessions.store import Run
+from mcp_server_sessions.store import Run, SessionKind
 from mcp_server_sessions.store.limits import ID_PATTERN, MAX_CURSOR_CHARS
+from mcp_server_sessions.store.models import SessionType
 
 from .. import budget
 
@@ -19,6 +20,19 @@ UserId = Annotated[
     ),
 ]
 Cursor = Annotated[str | None, Field(max_length=MAX_CURSOR_CHARS, description="next_cursor from the last page.")]
+SessionTypeParam = Annotated[SessionType | None, Field(description="agent (default), team or workflow.")]
+AgentId = Annotated[str | None, Field(pattern=ID_PATTERN, description="Agent id.")]
+TeamId = Annotated[str | None, Field(pattern=ID_PATTERN, description="Team id.")]
+WorkflowId = Annotated[str | None, Field(pattern=ID_PATTERN, description="Workflow id.")]
+IncludeMemberRuns = Annotated[bool, Field(description="Include team members' runs, not only the leader's.")]
+
+
+def session_kind(
+    session_type: SessionType | None, agent_id: str | None, team_id: str | None, workflow_id: str | None
+) -> SessionKind:
+    """The session type and ids a call names, for starting a session or filtering a listing."""
+    return SessionKind(session_type, agent_id, team_id, workflow_id)
+
 
 # destructive_hint and idempotent_hint mean nothing for a read-only tool, and idempotent_hint is false unless
 # sent (MCP spec), so those are not sent.

@@ -10,6 +10,7 @@ from mcp_server_sessions.store import (
     ChatHistoryPage,
     NewRun,
     NewToolCall,
+    NewWorkflowStep,
     Run,
     RunMetrics,
     SearchHit,
@@ -23,6 +24,7 @@ from mcp_server_sessions.store.limits import (
     MAX_NUM_SESSIONS,
     MAX_QUERY_CHARS,
     MAX_SEARCH_RESULTS,
+    MAX_STEPS_PER_RUN,
     MAX_TOOL_CALL_PAGE,
     MAX_TOOL_NAME_CHARS,
     SEARCH_RESULTS,
@@ -32,7 +34,18 @@ from mcp_server_sessions.store.search_query import MAX_TERMS
 
 from .. import rendering
 from ..context import user_sessions
-from .common import Cursor, SessionId, UserId, result, run_result
+from .common import (
+    Cursor,
+    IncludeMemberRuns,
+    SessionId,
+    SessionTypeParam,
+    TeamId,
+    UserId,
+    WorkflowId,
+    result,
+    run_result,
+    session_kind,
+)
 
 
 class SearchResults(BaseModel):
@@ -51,11 +64,33 @@ async def record_run(
         str | None,
         Field(pattern=ID_PATTERN, description="Your id for the turn; retries with it store the turn once."),
     ] = None,
+    session_type: SessionTypeParam = None,
+    agent_id: Annotated[
+        str | None, Field(pattern=ID_PATTERN, description="The agent that ran the turn (and the new session's).")
+    ] = None,
+    team_id: TeamId = None,
+    workflow_id: WorkflowId = None,
+    parent_run_id: Annotated[
+        str | None, Field(pattern=ID_PATTERN, description="A team member's turn: the leader's run it served.")
+    ] = None,
+    steps: Annotated[
+        list[NewWorkflowStep] | None, Field(max_length=MAX_STEPS_PER_RUN, description="Workflow steps, in order.")
+    ] = None,
 ) -> Annotated[CallToolResult, Run]:
-    """Store a turn you ran yourself, starting the session if new. Pass run_id to make retries safe:
-    without it each call stores a new run."""
-    new_run = NewRun.recorded(input, output, tool_calls, metrics, run_id)
-    run, _ = await user_sessions(ctx, user_id).append_run(session_id, new_run)
+    """Store a turn you ran yourself, starting the session if new (with session_type and the ids). Pass
+    run_id to make retries safe: without it each call stores a new run."""
+    new_run = NewRun.recorded(
+        input,
+        output,
+        tool_calls,
+        metrics,
+        run_id,
+        steps=list(steps or []),
+        parent_run_id=parent_run_id,
+        agent_id=agent_id,
+    )
+    kind = session_kind(session_type, agent_id, team_id, workflow_id)
+    run, _ = await user_sessions(ctx, user_id).append_run(session_id, new_run, kind=kind)
     return run_result(run, rendering.run_line(run))
 
 
@@ -67,6 +102,7 @@ async def get_chat_history(
     limit: Annotated[int, Field(ge=1, le=MAX_HISTORY_PAGE, description="Messages per page.")] = HISTORY_PAGE,
     cursor: Cursor = None,
     include_tool_messages: Annotated[bool, Field(description="Include tool messages.")] = False,
+    include_member_runs: IncludeMemberRuns = False,
 ) -> Annotated[CallToolResult, ChatHistoryPage]:
     """A session's messages, oldest first, a page at a time."""
     page = await user_sessions(ctx, user_id).get_chat_history(
@@ -75,6 +111,7 @@ async def get_chat_history(
         limit=limit,
         cursor=cursor,
         include_tool_messages=include_tool_messages,
+        include_member_runs=include_member_runs,
     )
     return result(page, rendering.history(page))
 
@@ -88,9 +125,12 @@ async def get_tool_call_history(
         str | None, Field(max_length=MAX_TOOL_NAME_CHARS, description="Only calls of this tool.")
     ] = None,
     cursor: Cursor = None,
+    include_member_runs: IncludeMemberRuns = False,
 ) -> Annotated[CallToolResult, ToolCallPage]:
     """A session's tool calls, newest first."""
-    page = await user_sessions(ctx, user_id).get_tool_calls(session_id, limit=limit, tool_name=tool_name, cursor=cursor)
+    page = await user_sessions(ctx, user_id).get_tool_calls(
+        session_id, limit=limit, tool_name=tool_name, cursor=cursor, include_member_runs=include_member_runs
+    )
     return result(page, rendering.tool_calls(page))
 
 

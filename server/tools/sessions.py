@@ -8,10 +8,21 @@ from pydantic import BaseModel, Field
 
 from mcp_server_sessions.store import AgentConfig, Session, SessionPage
 from mcp_server_sessions.store.limits import ID_PATTERN, MAX_NAME_CHARS, MAX_SESSION_PAGE, SESSION_PAGE
+from mcp_server_sessions.store.models import SessionType
 
 from .. import rendering
 from ..context import user_sessions
-from .common import Cursor, SessionId, UserId, result
+from .common import (
+    AgentId,
+    Cursor,
+    SessionId,
+    SessionTypeParam,
+    TeamId,
+    UserId,
+    WorkflowId,
+    result,
+    session_kind,
+)
 
 
 class DeletedSession(BaseModel):
@@ -34,10 +45,17 @@ async def start_session(
     state: Annotated[dict[str, Any] | None, Field(description="Initial state.")] = None,
     metadata: Annotated[dict[str, Any] | None, Field(description="Free-form metadata.")] = None,
     agent: Annotated[AgentConfig | None, Field(description="How `run` calls Claude in this session.")] = None,
+    session_type: SessionTypeParam = None,
+    agent_id: AgentId = None,
+    team_id: TeamId = None,
+    workflow_id: WorkflowId = None,
 ) -> Annotated[CallToolResult, StartedSession]:
-    """Start a session, or get this user's existing one with this id unchanged (created=false)."""
+    """Start a session, or get this user's existing one with this id unchanged (created=false).
+    session_type and the ids are set when the session starts; another session_type than an existing
+    session's is refused."""
+    kind = session_kind(session_type, agent_id, team_id, workflow_id)
     session, created = await user_sessions(ctx, user_id).start_session(
-        session_id, name=name, state=state, metadata=metadata, agent=agent
+        session_id, name=name, state=state, metadata=metadata, agent=agent, kind=kind
     )
     return result(StartedSession(**session.model_dump(), created=created), rendering.started(session, created))
 
@@ -52,10 +70,19 @@ async def list_sessions(
     name_contains: Annotated[
         str | None, Field(max_length=MAX_NAME_CHARS, description="Only names containing this text.")
     ] = None,
+    session_type: Annotated[SessionType | None, Field(description="Only sessions of this type.")] = None,
+    agent_id: Annotated[str | None, Field(pattern=ID_PATTERN, description="Only this agent's sessions.")] = None,
+    team_id: Annotated[str | None, Field(pattern=ID_PATTERN, description="Only this team's sessions.")] = None,
+    workflow_id: Annotated[str | None, Field(pattern=ID_PATTERN, description="Only this workflow's sessions.")] = None,
 ) -> Annotated[CallToolResult, SessionPage]:
-    """List this user's sessions, a page at a time, with the total count."""
+    """List this user's sessions, a page at a time, with the total count; the filters combine."""
     page = await user_sessions(ctx, user_id).list_sessions(
-        limit=limit, cursor=cursor, sort_by=sort_by, order=order, name_contains=name_contains
+        limit=limit,
+        cursor=cursor,
+        sort_by=sort_by,
+        order=order,
+        name_contains=name_contains,
+        kind=session_kind(session_type, agent_id, team_id, workflow_id),
     )
     return result(page, rendering.sessions(page))
 
