@@ -22,8 +22,8 @@ full size to the tenth's is close to 1.0 when memory is flat. Wall seconds inclu
 
 SQLite always; PostgreSQL on a throwaway cluster (bench/postgres_cluster.py) when its server binaries are
 there, each store a database of that cluster, dropped after its section. PostgreSQL's full run is a tenth
-of SQLite's (1,000 x 20, and 100 x 20 for its ratio): importing runs about 650 runs/s on 2 cores, so the
-fill, the import and the two exports of 200,000 runs would take some 14 minutes on their own.
+of SQLite's (1,000 x 20, and 100 x 20 for its ratio): importing runs about 700 runs/s on 2 cores, so the
+fill, the import and the two exports of 200,000 runs would take some 17 minutes on their own.
 Run: ``python -m bench.export_import [--quick] [--out DIR] [--sqlite-only]`` (``--quick``: 100 x 5 and
 10 x 5, a few seconds, as CI runs it); writes ``export_import.json`` to ``--out`` when given.
 """
@@ -86,8 +86,8 @@ PG_FULL = (Size(1_000, 20), Size(100, 20))
 QUICK = (Size(100, 5), Size(10, 5))
 """The measured size first, then its tenth."""
 PG_REDUCED = (
-    "PostgreSQL is measured at a tenth of the size (1,000 x 20, and 100 x 20 for its ratio): at about 650 runs/s "
-    "imported on 2 cores, filling, importing and twice exporting 200,000 runs would take some 14 minutes alone"
+    "PostgreSQL is measured at a tenth of the size (1,000 x 20, and 100 x 20 for its ratio): at about 700 runs/s "
+    "imported on 2 cores, filling, importing and twice exporting 200,000 runs would take some 17 minutes alone"
 )
 
 
