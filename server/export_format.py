@@ -37,7 +37,7 @@ class NotJson(FormatError):
 
 
 class NewerFormat(FormatError):
-    """A line written by a newer version: upgrading is the fix, not editing the line."""
+    """A line a newer version wrote (or seems to have): the sentence says the fix, upgrading."""
 
 
 def encode(record: SessionRecord) -> str:
@@ -63,7 +63,7 @@ def decode(line: bytes) -> SessionRecord:
     try:
         return SessionRecord.model_validate(value, strict=True, extra="forbid")
     except ValidationError as exc:
-        raise FormatError(_validation_problem(exc)) from None
+        raise _validation_problem(exc) from None
 
 
 def read_export(file: BinaryIO, name: str) -> Iterator[tuple[int, SessionRecord]]:
@@ -138,14 +138,17 @@ def _check_format(value: Any) -> None:
     raise FormatError(f'is in an unknown format {shown} (this version reads "{FORMAT}")')
 
 
-def _validation_problem(exc: ValidationError) -> str:
+def _validation_problem(exc: ValidationError) -> FormatError:
     error = exc.errors()[0]
     where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
-    if error["type"] == "extra_forbidden":
-        return f"has a field this version does not know: {where}"
+    if error["type"] == "extra_forbidden":  # refused, not dropped: an import loses nothing without saying so
+        return NewerFormat(
+            f"has a field this version does not know ({where}); upgrade {FORMAT_NAME} if a newer version wrote "
+            "the file, or remove the field"
+        )
     if error["type"] == "missing":
-        return f"lacks the field {where}"
-    return f"has a wrong value at {where} ({error['msg'][0].lower()}{error['msg'][1:]})"
+        return FormatError(f"lacks the field {where}")
+    return FormatError(f"has a wrong value at {where} ({error['msg'][0].lower()}{error['msg'][1:]})")
 
 
 def _unclosed(sentence: str) -> str:

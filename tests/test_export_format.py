@@ -161,9 +161,14 @@ FIX = "; fix or remove it, then import again."
         ),
         (
             bad(lambda v: v["runs"][0]["metrics"].update(cost=1)),
-            "has a field this version does not know: runs[0].metrics.cost" + FIX,
+            "has a field this version does not know (runs[0].metrics.cost); upgrade mcp-server-sessions if a newer "
+            "version wrote the file, or remove the field.",
         ),
-        (bad(lambda v: v.update(extra=1)), "has a field this version does not know: extra" + FIX),
+        (
+            bad(lambda v: v.update(extra=1)),
+            "has a field this version does not know (extra); upgrade mcp-server-sessions if a newer version wrote "
+            "the file, or remove the field.",
+        ),
         (bad(lambda v: v["session"].pop("user_id")), "lacks the field session.user_id" + FIX),
         (
             bad(lambda v: v["session"].update(run_count="1")),
