@@ -14,6 +14,7 @@ from mcp_server_sessions.store import SessionStore, StoreError
 from mcp_server_sessions.store.opening import open_store
 
 from .agent.gateway import ModelGateway
+from .attachments import register_attachment_resource
 from .context import AppContext
 from .errors import SessionsServer
 from .prompts import register_prompts
@@ -31,7 +32,8 @@ INSTRUCTIONS = (
     "session with summarize_session; read it back with get_chat_history and get_tool_call_history, "
     "find earlier conversations with search_previous_sessions, and manage sessions with "
     "list_sessions, get_session, update_session and delete_session. Each session is also the resource "
-    "session://{session_id} (its transcript as markdown; resources/list shows your recent ones), and the "
+    "session://{session_id} (its transcript as markdown; resources/list shows your recent ones), an attachment's "
+    "bytes are the resource its uri names, and the "
     "prompt resume_session hands your own model a session's summary, state and last runs to continue it."
 )
 
@@ -73,6 +75,7 @@ def build_server(
     )
     register_tools(server)
     register_resources(server)
+    register_attachment_resource(server)
     register_prompts(server)
     # MCPServer has no public handle on its registered tools; compacting them in place keeps the SDK's
     # own listing and argument validation, now with the smaller schemas.

@@ -125,3 +125,9 @@ def _describe(value: str) -> str:
 RUN_LEASE_S = 60.0
 """How long a `running` run's lease lasts; its server renews it every third of that while the run goes on,
 and any server on the store marks a run whose lease has expired `error`."""
+
+MAX_ATTACHMENTS_PER_RUN = 8
+MAX_ATTACHMENT_BYTES_PER_RUN = 16 * 1024 * 1024
+"""Decoded bytes of a run's attachments together (in base64 about 22 MB, within the stdio line cap of 32 MiB)."""
+MAX_ATTACHMENT_NAME_CHARS = 255
+MAX_ATTACHMENT_URL_CHARS = 2_048

@@ -6,11 +6,13 @@ lives in exactly one place.
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from .attachments import AttachmentRef, NewAttachment
 from .errors import InvalidInput
 from .limits import (
     HISTORY_RUNS,
@@ -195,6 +197,9 @@ class Run(BaseModel):
     requirements: list[Requirement] = Field(
         default_factory=list, description="A paused run's client tool calls waiting for results."
     )
+    attachments: Sequence[AttachmentRef] = Field(
+        default_factory=list, description="The input's media (bytes at each uri)."
+    )
 
 
 class ChatMessage(BaseModel):
@@ -202,6 +207,9 @@ class ChatMessage(BaseModel):
     content: str
     run_id: str
     created_at: str
+    attachments: list[AttachmentRef] = Field(
+        default_factory=list, description="A user message's media (bytes at each uri)."
+    )
 
 
 class SearchHit(BaseModel):
@@ -335,6 +343,8 @@ class NewRun(BaseModel):
     requirements: list[Requirement] = Field(default_factory=list)
     resume: dict[str, Any] | None = None
     """A paused run's private continuation state: stored, carried by records, never returned by tools."""
+    attachments: list[NewAttachment] = Field(default_factory=list)
+    """Media sent with the input, written with the run (a continued run adds none)."""
 
     @classmethod
     def recorded(

@@ -100,8 +100,8 @@ async def _copy_session(conn: "Conn", source_pk: int, new_id: str) -> int:
 
 
 async def _copy_runs(conn: "Conn", source_pk: int, new_pk: int, fork_pk: int) -> None:
-    """The source's completed runs up to `fork_pk` copied into session `new_pk`, then their messages and
-    tool calls (each joined to its run's copy by run_id), all in the source's order."""
+    """The source's completed runs up to `fork_pk` copied into session `new_pk`, then their messages, tool
+    calls and attachments (each joined to its run's copy by run_id), all in the source's order."""
     targets, sources = column_list(await _columns(conn, "runs"), {"pk": "", "session_pk": "$2"}, "r.")
     await conn.execute(
         f"INSERT INTO runs ({targets}) SELECT {sources} FROM runs r "
@@ -110,7 +110,7 @@ async def _copy_runs(conn: "Conn", source_pk: int, new_pk: int, fork_pk: int) ->
         new_pk,
         fork_pk,
     )
-    for table in ("messages", "tool_calls"):
+    for table in ("messages", "tool_calls", "attachments"):
         overrides = {"pk": "", "session_pk": "$2", "run_pk": "copy.pk"}
         targets, sources = column_list(await _columns(conn, table), overrides, "t.")
         await conn.execute(

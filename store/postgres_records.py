@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
+from . import postgres_attachments
 from .models import ToolCall
 from .postgres_connection import Database
 from .postgres_runs import row_to_run, row_to_tool_call
@@ -97,7 +98,7 @@ async def _first_run_pk(conn: "Conn", session_pk: int, last_runs: int | None) ->
 
 
 async def _runs(conn: "Conn", session_pk: int, session_id: str, first_run_pk: int) -> list[RunRecord]:
-    """The session's runs from pk `first_run_pk` on, oldest first, with their messages and tool calls."""
+    """The session's runs from pk `first_run_pk` on, oldest first, with their messages, tool calls and attachments."""
     rows = await conn.fetch(
         "SELECT * FROM runs WHERE session_pk = $1 AND pk >= $2 ORDER BY pk", session_pk, first_run_pk
     )
@@ -127,9 +128,11 @@ async def _runs(conn: "Conn", session_pk: int, session_id: str, first_run_pk: in
     calls_by_run: dict[int, list[ToolCall]] = {}
     for call in calls:
         calls_by_run.setdefault(call["run_pk"], []).append(row_to_tool_call(call, run_ids[call["run_pk"]]))
+    media = await postgres_attachments.records(conn, session_pk, session_id, first_run_pk)
     return [
         RunRecord(
-            **dict(row_to_run(row, session_id, calls_by_run.get(row["pk"], []))),
+            **dict(row_to_run(row, session_id, calls_by_run.get(row["pk"], [])))
+            | {"attachments": media.get(row["pk"], [])},
             messages=by_run.get(row["pk"], []),
             resume=json.loads(row["resume"]) if row["resume"] is not None else None,
         )

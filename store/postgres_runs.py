@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from . import postgres_attachments as attachments
 from . import postgres_session_table as sessions
 from .errors import InvalidInput
 from .models import Requirement, Run, StoredRunMetrics, ToolCall, WorkflowStep
@@ -172,7 +173,7 @@ async def write_rows(
     call_times: list[datetime] | None = None,
 ) -> None:
     """The run's messages and tool calls (created at `moment`, or each at its `call_times`), with their
-    search vectors."""
+    search vectors, and its attachments."""
     if run.messages:
         await conn.execute(
             _INSERT_MESSAGES,
@@ -201,6 +202,7 @@ async def write_rows(
             call_times or [moment] * len(calls),
             [to_db(c.search_text) for c in calls],
         )
+    await attachments.write(conn, session.session_pk, run_pk, run.attachments, moment)
 
 
 def prepared_run(run: PreparedRun, session_id: str, created_at: datetime, calls_at: datetime) -> Run:
@@ -232,6 +234,7 @@ def prepared_run(run: PreparedRun, session_id: str, created_at: datetime, calls_
         agent_id=run.agent_id,
         steps=stored_list(WorkflowStep, run.steps),
         requirements=stored_list(Requirement, run.requirements),
+        attachments=[attachment.ref(session_id) for attachment in run.attachments],
     )
 
 
@@ -239,7 +242,9 @@ async def load_run(conn: "Conn", run_pk: int, session_id: str) -> Run:
     row = await conn.fetchrow("SELECT * FROM runs WHERE pk = $1", run_pk)
     assert row is not None  # found in this transaction, which keeps it
     calls = await conn.fetch("SELECT * FROM tool_calls WHERE run_pk = $1 ORDER BY pk", run_pk)
-    return row_to_run(row, session_id, [row_to_tool_call(call, row["run_id"]) for call in calls])
+    run = row_to_run(row, session_id, [row_to_tool_call(call, row["run_id"]) for call in calls])
+    run.attachments = await attachments.run_refs(conn, run_pk, session_id)
+    return run
 
 
 def row_to_run(row: asyncpg.Record, session_id: str, tool_calls: list[ToolCall]) -> Run:

@@ -158,6 +158,28 @@ MIGRATIONS: tuple[PgMigration, ...] = (
             "CREATE INDEX runs_paused ON runs (session_pk, pk) WHERE status = 'paused'",
         ),
     ),
+    PgMigration(
+        3,
+        "attachments",
+        (
+            # A run's media (store/attachments.py): the bytes, or the url of one sent by address.
+            """CREATE TABLE attachments (
+                pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                session_pk bigint NOT NULL REFERENCES sessions(pk) ON DELETE CASCADE,
+                run_pk bigint NOT NULL REFERENCES runs(pk) ON DELETE CASCADE,
+                attachment_id text NOT NULL,
+                type text NOT NULL,
+                mime_type text NOT NULL,
+                name text,
+                size bigint NOT NULL,
+                url text,
+                data bytea,
+                created_at timestamptz NOT NULL,
+                UNIQUE (session_pk, attachment_id)
+            )""",
+            "CREATE INDEX attachments_by_run ON attachments (run_pk, pk)",
+        ),
+    ),
 )
 LATEST_VERSION = max(m.version for m in MIGRATIONS)
 

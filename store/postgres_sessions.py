@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import postgres_fork, search_query
+from . import postgres_attachments, postgres_fork, search_query
 from . import postgres_history as history
 from . import postgres_paused as paused
 from . import postgres_records as records
 from . import postgres_runs as runs
 from . import postgres_session_table as sessions
+from .attachments import AttachmentRef, attachment_missing
 from .cursor import CursorSealer
 from .limits import HISTORY_PAGE, SEARCH_RESULTS, SESSION_PAGE, TOOL_CALL_PAGE, check_id, check_name, dump_json
 from .models import (
@@ -262,7 +263,7 @@ class PostgresUserSessions:
     ) -> ChatHistoryPage:
         async def body(conn: "Conn") -> ChatHistoryPage:
             session = await self._session(conn, session_id)  # an unknown session wins over a bad cursor
-            return await history.chat_history_page(
+            page = await history.chat_history_page(
                 conn,
                 self._parts.cursors,
                 session,
@@ -272,6 +273,17 @@ class PostgresUserSessions:
                 include_tool_messages,
                 include_member_runs,
             )
+            return await postgres_attachments.with_refs(conn, session.session_pk, page)
+
+        return await self._parts.db.run(body, write=False)
+
+    async def get_attachment(self, session_id: str, attachment_id: str) -> tuple[AttachmentRef, bytes | None]:
+        async def body(conn: "Conn") -> tuple[AttachmentRef, bytes | None]:
+            session = await self._session(conn, session_id)
+            found = await postgres_attachments.content(conn, session.session_pk, session_id, attachment_id)
+            if found is None:
+                raise attachment_missing(session_id, attachment_id)
+            return found
 
         return await self._parts.db.run(body, write=False)
 

@@ -9,6 +9,7 @@ reported exactly as a session that does not exist. Methods raise only the except
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from .attachments import AttachmentRef
 from .limits import HISTORY_PAGE, SEARCH_RESULTS, SESSION_PAGE, TOOL_CALL_PAGE
 from .models import (
     AgentConfig,
@@ -167,6 +168,12 @@ class UserSessions(Protocol):
         members (those with a `parent_run_id`) are left out unless `include_member_runs`.
 
         Raises SessionNotFound (before any cursor is looked at), InvalidInput for a bad cursor.
+        """
+
+    async def get_attachment(self, session_id: str, attachment_id: str) -> tuple[AttachmentRef, bytes | None]:
+        """One attachment of the session: its reference and its bytes (None for one sent as a url).
+
+        Raises SessionNotFound; InvalidInput when the session has no such attachment.
         """
 
     async def get_tool_calls(

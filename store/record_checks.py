@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import get_args
 
+from .attachments import recorded_attachment
 from .errors import InvalidInput
 from .limits import MAX_SESSION_TOKENS, check_id, check_name, dump_json
 from .models import NewMessage, NewRun, NewToolCall, RunMetrics, SessionKind
@@ -166,6 +167,7 @@ def _new_run(run: RunRecord) -> NewRun:
         steps=run.steps,
         requirements=run.requirements,
         resume=run.resume,
+        attachments=[recorded_attachment(attachment) for attachment in run.attachments],
     )
 
 

@@ -3,14 +3,15 @@ what `export` writes and `import` reads, and what `show` and the `session://` re
 
 A record holds what the store holds: the session with its state, metadata, agent, summary, token
 totals and timestamps, and each run with its status, metrics, error, timestamp, messages (with
-their content blocks) and tool calls.
+their content blocks), tool calls and attachments (their bytes in base64).
 """
 
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from .attachments import AttachmentRecord
 from .models import Role, Run, Session
 
 
@@ -23,6 +24,8 @@ class RecordedMessage(BaseModel):
 
 class RunRecord(Run):
     messages: list[RecordedMessage]
+    attachments: list[AttachmentRecord] = Field(default_factory=list)
+    """Its media with their bytes in base64, so export -> import -> export gives the same bytes."""
     resume: dict[str, Any] | None = None
     """A paused run's continuation state, so a paused run survives export, import and copy."""
 

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from itertools import groupby
 
+from . import sqlite_attachments
 from .record_checks import EXPORT_BATCH, RECORD_COLUMNS, ExportFilter, export_filter
 from .records import RecordedMessage, RunRecord, SessionRecord, StoreCounts
 from .sqlite_connection import Connection, read
@@ -105,7 +106,7 @@ def _first_run_pk(raw: sqlite3.Connection, session_pk: int, last_runs: int | Non
 
 
 def _runs(raw: sqlite3.Connection, session_pk: int, session_id: str, first_run_pk: int) -> list[RunRecord]:
-    """The session's runs from pk `first_run_pk` on, oldest first, with their messages and tool calls."""
+    """The session's runs from pk `first_run_pk` on, oldest first, with their messages, tool calls and attachments."""
     messages = {
         run_pk: [_message(row) for row in rows]
         for run_pk, rows in groupby(
@@ -127,13 +128,15 @@ def _runs(raw: sqlite3.Connection, session_pk: int, session_id: str, first_run_p
             key=lambda row: row["run_pk"],
         )
     }
+    media = sqlite_attachments.records(raw, session_pk, session_id, first_run_pk)
     records = []
     for row in raw.execute(
         "SELECT * FROM runs WHERE session_pk = ? AND pk >= ? ORDER BY pk", (session_pk, first_run_pk)
     ):
         run = row_to_run(row, session_id, calls.get(row["pk"], []))
         resume = json.loads(row["resume"]) if row["resume"] is not None else None
-        records.append(RunRecord(**dict(run), messages=messages.get(row["pk"], []), resume=resume))
+        fields = dict(run) | {"attachments": media.get(row["pk"], [])}
+        records.append(RunRecord(**fields, messages=messages.get(row["pk"], []), resume=resume))
     return records
 
 

@@ -173,18 +173,21 @@ _SEARCH_ROWID = {"messages": "2 * ({})", "tool_calls": "2 * ({}) + 1"}
 
 
 def _copy_runs(raw: sqlite3.Connection, source_pk: int, new_pk: int, fork_pk: int) -> None:
-    """The source's completed runs up to `fork_pk` copied into session `new_pk`, with their messages
-    and tool calls and those rows' search index entries."""
+    """The source's completed runs up to `fork_pk` copied into session `new_pk`, with their messages,
+    tool calls and attachments and those messages' and tool calls' search index entries."""
     params: dict[str, Any] = {"source": source_pk, "new": new_pk, "fork_pk": fork_pk}
     params["run_base"] = _max_pk(raw, "runs")
     targets, sources = column_list(_columns(raw, "runs"), {"pk": ":run_base + c.n", "session_pk": ":new"}, "c.")
     raw.execute(f"INSERT INTO runs ({targets}) SELECT {sources} FROM ({_RUNS}) c", params)
-    for table, rowid in _SEARCH_ROWID.items():
+    for table in (*_SEARCH_ROWID, "attachments"):
         params["base"] = _max_pk(raw, table)
         overrides = {"pk": ":base + c.n", "session_pk": ":new", "run_pk": "c.new_run_pk"}
         targets, sources = column_list(_columns(raw, table), overrides, "c.")
         rows = _ROWS.format(table=table)
         raw.execute(f"INSERT INTO {table} ({targets}) SELECT {sources} FROM ({rows}) c", params)
+        if table not in _SEARCH_ROWID:
+            continue
+        rowid = _SEARCH_ROWID[table]
         raw.execute(
             "INSERT INTO search_index (rowid, owner, body, session_pk) "
             f"SELECT {rowid.format(':base + c.n')}, i.owner, i.body, :new FROM ({rows}) c "

@@ -32,11 +32,12 @@ BATCH_BYTES = 500_000  # text deleted per batch: removing a text from the search
 MIN_PAUSE_S = 0.03
 
 # A session's rows, in the order they are purged: a run goes last, once its messages and tool calls
-# (whose search index entries would otherwise be left behind by the cascade) are gone.
+# (whose search index entries would otherwise be left behind by the cascade) and attachments are gone.
 # Sizes are byte lengths of blobs: SQLite's length() of a text stops at its first NUL character.
-_TABLES: tuple[tuple[Literal["tool_calls", "messages", "runs"], str], ...] = (
+_TABLES: tuple[tuple[Literal["tool_calls", "messages", "attachments", "runs"], str], ...] = (
     ("tool_calls", "length(CAST(arguments AS BLOB)) + length(CAST(result AS BLOB))"),
     ("messages", "length(CAST(content AS BLOB)) + coalesce(length(CAST(blocks AS BLOB)), 0)"),
+    ("attachments", "size + coalesce(length(url), 0)"),
     ("runs", "length(CAST(input AS BLOB)) + coalesce(length(CAST(content AS BLOB)), 0)"),
 )
 
@@ -75,7 +76,7 @@ def purge_step(raw: sqlite3.Connection, session_pk: int, rows: int = BATCH_ROWS,
             text_left -= text_size
         if chosen:
             pks = str(chosen)  # a JSON array
-            if table != "runs":
+            if table in ("tool_calls", "messages"):
                 search_index.remove(raw, table, pks)
             raw.execute(f"DELETE FROM {table} WHERE pk IN (SELECT value FROM json_each(?))", (pks,))
         rows_left -= len(chosen)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from .attachments import PreparedAttachment, prepare_attachments
 from .errors import InvalidInput
 from .limits import (
     MAX_PAUSED_RUN_IDS,
@@ -80,6 +81,8 @@ class PreparedRun:
     requirements: str | None = None
     resume: str | None = None
     """JSON text of the run's steps, requirements and resume state; None when it has none."""
+    attachments: tuple[PreparedAttachment, ...] = ()
+    """Its media, checked and decoded (not counted in `size`: they have their own limit)."""
 
     @property
     def run_columns(self) -> tuple[str | None, ...]:
@@ -105,6 +108,7 @@ def prepare_run(run: NewRun) -> PreparedRun:
         if value is not None:
             check_id(value, what)
     text_bytes(run.input, "input")
+    attachments = prepare_attachments(run.attachments)
     if run.content is not None:
         text_bytes(run.content, "output")
     total = 0
@@ -160,6 +164,7 @@ def prepare_run(run: NewRun) -> PreparedRun:
         steps=steps,
         requirements=requirements,
         resume=resume,
+        attachments=attachments,
     )
 
 

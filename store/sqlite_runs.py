@@ -10,6 +10,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from . import sqlite_attachments as attachments
 from . import sqlite_search_index as search_index
 from . import sqlite_session_table as sessions
 from .clock import utc_now
@@ -164,6 +165,7 @@ def write_run(
         ).lastrowid
         assert call_pk is not None
         search_index.add_tool_call(raw, call_pk, user_pk, session_pk, call.search_text)
+    attachments.write(raw, session_pk, run_pk, run.attachments, now)
     return run_pk
 
 
@@ -172,7 +174,9 @@ def load_run(raw: sqlite3.Connection, run_pk: int, session_id: str) -> Run:
     calls = raw.execute(
         "SELECT t.*, ? AS run_id FROM tool_calls t WHERE t.run_pk = ? ORDER BY t.pk", (row["run_id"], run_pk)
     ).fetchall()
-    return row_to_run(row, session_id, [row_to_tool_call(call) for call in calls])
+    run = row_to_run(row, session_id, [row_to_tool_call(call) for call in calls])
+    run.attachments = attachments.run_refs(raw, run_pk, session_id)
+    return run
 
 
 def unknown_parent(parent_run_id: str, session_id: str) -> str:

@@ -154,6 +154,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX runs_paused ON runs (session_pk, pk) WHERE status = 'paused'",
         ),
     ),
+    Migration(
+        7,
+        "attachments",
+        (
+            # A run's media (store/attachments.py): the bytes, or the url of one sent by address.
+            """CREATE TABLE attachments (
+                pk INTEGER PRIMARY KEY,
+                session_pk INTEGER NOT NULL REFERENCES sessions(pk) ON DELETE CASCADE,
+                run_pk INTEGER NOT NULL REFERENCES runs(pk) ON DELETE CASCADE,
+                attachment_id TEXT NOT NULL,
+                type TEXT NOT NULL,
+                mime_type TEXT NOT NULL,
+                name TEXT,
+                size INTEGER NOT NULL,
+                url TEXT,
+                data BLOB,
+                created_at TEXT NOT NULL,
+                UNIQUE (session_pk, attachment_id)
+            )""",
+            "CREATE INDEX attachments_by_run ON attachments (run_pk, pk)",
+        ),
+    ),
 )
 
 LATEST_VERSION = max(m.version for m in MIGRATIONS)

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import search_query, sqlite_export, sqlite_fork
+from . import search_query, sqlite_attachments, sqlite_export, sqlite_fork
 from . import sqlite_history as history
 from . import sqlite_paused as paused
 from . import sqlite_runs as runs
 from . import sqlite_session_table as sessions
+from .attachments import AttachmentRef, attachment_missing
 from .clock import utc_now
 from .cursor import CursorSealer
 from .errors import SessionNotFound
@@ -272,7 +273,7 @@ class SqliteUserSessions:
     ) -> ChatHistoryPage:
         def body(raw: sqlite3.Connection) -> ChatHistoryPage:
             session = self._session(raw, session_id)  # an unknown session wins over a bad cursor
-            return history.chat_history_page(
+            page = history.chat_history_page(
                 raw,
                 self._parts.cursors,
                 session,
@@ -282,8 +283,19 @@ class SqliteUserSessions:
                 include_tool_messages,
                 include_member_runs,
             )
+            return sqlite_attachments.with_refs(raw, session.session_pk, page)
 
         return await self._parts.reader.run(read(body), inline=True)
+
+    async def get_attachment(self, session_id: str, attachment_id: str) -> tuple[AttachmentRef, bytes | None]:
+        def body(raw: sqlite3.Connection) -> tuple[AttachmentRef, bytes | None]:
+            session = self._session(raw, session_id)
+            found = sqlite_attachments.content(raw, session.session_pk, session_id, attachment_id)
+            if found is None:
+                raise attachment_missing(session_id, attachment_id)
+            return found
+
+        return await self._parts.reader.run(read(body))
 
     async def get_tool_calls(
         self,

@@ -25,7 +25,7 @@ from tests.postgres_cluster import Cluster, start_cluster
 
 BACKENDS = ("sqlite", "postgres")
 _BACKEND_FIXTURES = {"store", "client", "agent_client", "sessions_db"}
-_TABLES = "users, sessions, runs, messages, tool_calls"
+_TABLES = "users, sessions, runs, messages, tool_calls, attachments"
 
 
 def pytest_configure(config: pytest.Config) -> None:

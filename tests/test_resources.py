@@ -100,7 +100,14 @@ async def test_the_template_and_the_prompt_are_listed() -> None:
             uri_template="session://{session_id}",
             description="One of your sessions as markdown: summary, state and its last runs with their tool calls.",
             mime_type="text/markdown",
-        )
+        ),
+        ResourceTemplate(
+            name="attachment",
+            title="Attachment",
+            uri_template="session://{session_id}/attachments/{attachment_id}",
+            description="The bytes of an attachment of one of your runs (the uri in get_chat_history's messages).",
+            mime_type="application/octet-stream",
+        ),
     ]
     assert prompts == [
         Prompt(

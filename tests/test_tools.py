@@ -107,7 +107,7 @@ async def test_get_chat_history_and_tool_call_history(client: Client) -> None:
         )
     history = await call_ok(client, "get_chat_history", session_id="s1", last_n_runs=2)
     assert [m["content"] for m in history["messages"]] == ["q1", "a1", "q2", "a2"]
-    assert set(history["messages"][0]) == {"role", "content", "run_id", "created_at"}
+    assert set(history["messages"][0]) == {"role", "content", "run_id", "created_at", "attachments"}
     assert history["next_cursor"] is None
     page = await call_ok(client, "get_chat_history", session_id="s1", limit=4, include_tool_messages=True)
     assert [m["role"] for m in page["messages"]] == ["user", "tool", "assistant", "user"]

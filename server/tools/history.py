@@ -33,6 +33,7 @@ from mcp_server_sessions.store.limits import (
 from mcp_server_sessions.store.search_query import MAX_TERMS
 
 from .. import rendering
+from ..attachments import Attachments
 from ..context import user_sessions
 from .common import (
     Cursor,
@@ -76,6 +77,7 @@ async def record_run(
     steps: Annotated[
         list[NewWorkflowStep] | None, Field(max_length=MAX_STEPS_PER_RUN, description="Workflow steps, in order.")
     ] = None,
+    attachments: Attachments = None,
 ) -> Annotated[CallToolResult, Run]:
     """Store a turn you ran yourself, starting the session if new (with session_type and the ids). Pass
     run_id to make retries safe: without it each call stores a new run."""
@@ -89,6 +91,7 @@ async def record_run(
         parent_run_id=parent_run_id,
         agent_id=agent_id,
     )
+    new_run.attachments = list(attachments or [])
     kind = session_kind(session_type, agent_id, team_id, workflow_id)
     run, _ = await user_sessions(ctx, user_id).append_run(session_id, new_run, kind=kind)
     return run_result(run, rendering.run_line(run))

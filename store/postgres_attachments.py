@@ -1,0 +1,106 @@
+"""A run's attachments in PostgreSQL: written with the run, read back as references, as bytes (for the
+resource) and as records (for export). As sqlite_attachments.py, inside the caller's transaction, for a
+session already resolved to the caller; the rows cascade with their run and session, and fork copies
+them (postgres_fork.py).
+"""
+
+import base64
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from .attachments import AttachmentRecord, AttachmentRef, PreparedAttachment, row_ref
+from .models import ChatHistoryPage
+from .postgres_values import optional_from_db, optional_to_db
+
+if TYPE_CHECKING:
+    from .postgres_schema import Conn
+
+_REF_COLUMNS = "a.attachment_id, a.type, a.mime_type, a.name, a.size, a.url"
+
+
+async def write(
+    conn: "Conn", session_pk: int, run_pk: int, attachments: Sequence[PreparedAttachment], moment: datetime
+) -> None:
+    if not attachments:
+        return
+    await conn.executemany(
+        "INSERT INTO attachments (session_pk, run_pk, attachment_id, type, mime_type, name, size, url, data, "
+        "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        [
+            (
+                session_pk,
+                run_pk,
+                a.attachment_id,
+                a.type,
+                a.mime_type,
+                optional_to_db(a.name),
+                a.size,
+                a.url,
+                a.data,
+                moment,
+            )
+            for a in attachments
+        ],
+    )
+
+
+async def run_refs(conn: "Conn", run_pk: int, session_id: str) -> list[AttachmentRef]:
+    """The run's attachments, in the order they were sent."""
+    rows = await conn.fetch(f"SELECT {_REF_COLUMNS} FROM attachments a WHERE a.run_pk = $1 ORDER BY a.pk", run_pk)
+    return [_ref(row, session_id) for row in rows]
+
+
+async def with_refs(conn: "Conn", session_pk: int, page: ChatHistoryPage) -> ChatHistoryPage:
+    """The page with each user message (a run's input) carrying its run's attachments."""
+    run_ids = sorted({message.run_id for message in page.messages if message.role == "user"})
+    if not run_ids:
+        return page
+    refs: dict[str, list[AttachmentRef]] = {}
+    rows = await conn.fetch(
+        f"SELECT r.run_id, {_REF_COLUMNS} FROM runs r JOIN attachments a ON a.run_pk = r.pk "
+        "WHERE r.session_pk = $1 AND r.run_id = ANY($2::text[]) ORDER BY a.pk",
+        session_pk,
+        run_ids,
+    )
+    for row in rows:
+        refs.setdefault(row["run_id"], []).append(_ref(row, page.session_id))
+    for message in page.messages:
+        if message.role == "user":
+            message.attachments = refs.get(message.run_id, [])
+    return page
+
+
+async def content(
+    conn: "Conn", session_pk: int, session_id: str, attachment_id: str
+) -> tuple[AttachmentRef, bytes | None] | None:
+    """One attachment of the session with its bytes (None for a url attachment); None when it has no such one."""
+    row = await conn.fetchrow(
+        f"SELECT {_REF_COLUMNS}, a.data FROM attachments a WHERE a.session_pk = $1 AND a.attachment_id = $2",
+        session_pk,
+        attachment_id,
+    )
+    return None if row is None else (_ref(row, session_id), row["data"])
+
+
+async def records(
+    conn: "Conn", session_pk: int, session_id: str, first_run_pk: int
+) -> dict[int, list[AttachmentRecord]]:
+    """The attachments of the session's runs from pk `first_run_pk` on, with their bytes in base64, by run pk."""
+    by_run: dict[int, list[AttachmentRecord]] = {}
+    rows = await conn.fetch(
+        f"SELECT a.run_pk, {_REF_COLUMNS}, a.data FROM attachments a WHERE a.session_pk = $1 AND a.run_pk >= $2 "
+        "ORDER BY a.run_pk, a.pk",
+        session_pk,
+        first_run_pk,
+    )
+    for row in rows:
+        data = base64.b64encode(row["data"]).decode("ascii") if row["data"] is not None else None
+        by_run.setdefault(row["run_pk"], []).append(AttachmentRecord(**dict(_ref(row, session_id)), data=data))
+    return by_run
+
+
+def _ref(row: asyncpg.Record, session_id: str) -> AttachmentRef:
+    return row_ref(row, session_id, optional_from_db(row["name"]))
