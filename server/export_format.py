@@ -10,6 +10,7 @@ they are, so the reader splits bytes on `\\n` and never uses a splitter that kno
 """
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, NoReturn
 
@@ -89,10 +90,16 @@ def _bad_line(name: str, number: int, exc: FormatError) -> str:
 
 class RecordChecks:
     """What the store would refuse in a record (store/record_checks.py), and the same session of the
-    same user twice in one input; `where` names the record in the sentence ("backup.jsonl line 3")."""
+    same user twice in one input; `where` names the record in the sentence ("backup.jsonl line 3").
+
+    The sessions seen so far are kept in a private temporary SQLite file rather than in memory, so
+    checking an input of any number of sessions keeps memory flat."""
 
     def __init__(self) -> None:
-        self._first_seen: dict[tuple[str, str], str] = {}
+        self._seen = sqlite3.connect("")  # "": a temporary file of its own, deleted when closed
+        self._seen.execute(
+            "CREATE TABLE seen (user_id TEXT, session_id TEXT, at TEXT NOT NULL, PRIMARY KEY (user_id, session_id))"
+        )
 
     def check(self, record: SessionRecord, where: str) -> None:
         """Raises FormatError."""
@@ -101,13 +108,16 @@ class RecordChecks:
         except InvalidInput as exc:
             raise FormatError(f"{where} cannot be imported: {_unclosed(str(exc))}; {_FIX}.") from None
         key = (record.session.user_id, record.session.session_id)
-        first = self._first_seen.get(key)
+        first = self._seen.execute("SELECT at FROM seen WHERE user_id = ? AND session_id = ?", key).fetchone()
         if first is not None:
             raise FormatError(
-                f"{where} holds session {key[1]!r} of user {key[0]!r} again (first at {first}); "
+                f"{where} holds session {key[1]!r} of user {key[0]!r} again (first at {first[0]}); "
                 "keep one of the two, then import again."
             )
-        self._first_seen[key] = where
+        self._seen.execute("INSERT INTO seen VALUES (?, ?, ?)", (*key, where))
+
+    def close(self) -> None:
+        self._seen.close()
 
 
 _FIX = "fix or remove it, then import again"

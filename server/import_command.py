@@ -115,9 +115,12 @@ def _check_all(records: Records) -> int:
     """Check every record as the store will; how many. Raises FormatError at the first bad one."""
     checks = RecordChecks()
     checked = 0
-    for where, record in records():
-        checks.check(record, where)
-        checked += 1
+    try:
+        for where, record in records():
+            checks.check(record, where)
+            checked += 1
+    finally:
+        checks.close()
     return checked
 
 

@@ -243,3 +243,4 @@ def test_checks_refuse_what_the_store_would_refuse_and_a_session_twice() -> None
         "f line 4 cannot be imported: session_id must be 1 to 128 letters, digits or ._:@- characters; "
         "got 'no spaces'; fix or remove it, then import again."
     )
+    checks.close()
