@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import jsonschema  # type: ignore[import-untyped]  # mcp's own dependency; it ships no types
+import jsonschema
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_server_sessions.store import InvalidInput
