@@ -15,8 +15,11 @@ Copied runs, messages and tool calls keep their run ids, texts and timestamps an
 column; each table is copied with one INSERT ... SELECT inside the database, whatever columns the
 table has now, and the search index entries are copied from the source's entries, so search finds
 the fork's text as it finds the source's. All of it is one write transaction, which holds the
-file's write lock while it copies: about 2 ms per 100 realistic runs (bench/fork_cost.py), so a
-fork of 100,000 runs holds it for about 2 s; other writers wait for it within their busy timeout.
+file's write lock while it copies, most of it re-indexing the copied text in FTS5: measured with
+bench/fork_cost.py on 2 busy cores, 4 ms for 10 realistic runs, 0.26 s for 1,000, 7 s for 10,000 and
+31 s for 100,000 (0.25 to 0.7 ms a run). Other writers wait for it meanwhile, those of other
+processes only within their busy timeout (then StoreBusy), so a fork of 100,000 runs is not bounded
+enough yet: such sessions want a bound on the runs one fork copies, or a copy in batches.
 """
 
 import json
