@@ -20,6 +20,7 @@ from mcp_server_sessions.server.settings import Settings
 from mcp_server_sessions.store import NewRun
 from mcp_server_sessions.store.attachments import NewAttachment
 from mcp_server_sessions.store.limits import MAX_ATTACHMENT_BYTES_PER_RUN
+from tests.anthropic_double import MessagesDouble, text
 from tests.conftest import open_test_store
 from tests.helpers import call_error, call_ok
 
@@ -328,3 +329,95 @@ async def test_export_import_export_keeps_attachments_byte_for_byte(sessions_db:
         assert (ref.mime_type, data) == ("application/pdf", PDF)
     finally:
         await store.close()
+
+
+AUDIO = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(64)
+MARKDOWN = "# Plan\n\n* kayak\n* ferry ⛴\n"
+
+
+async def test_run_gives_claude_the_images_and_documents_and_notes_the_rest(
+    agent_client: Client, double: MessagesDouble
+) -> None:
+    double.script(text("A map, a plan and notes."), text("Still here."))
+    run = await call_ok(
+        agent_client,
+        "run",
+        session_id="trip",
+        message="What did I send?",
+        attachments=[
+            image(name="map.png"),
+            {"type": "file", "mime_type": "application/pdf", "data": b64(PDF), "name": "plan.pdf"},
+            {"type": "file", "mime_type": "text/markdown", "data": b64(MARKDOWN.encode())},
+            {"type": "image", "mime_type": "image/webp", "url": "https://example.com/view.webp"},
+            {"type": "file", "mime_type": "application/pdf", "url": "https://example.com/ferry.pdf"},
+            {"type": "file", "mime_type": "text/csv", "url": "https://example.com/times.csv"},
+            {"type": "audio", "mime_type": "audio/mpeg", "data": b64(AUDIO), "name": "memo.mp3"},
+        ],
+    )
+    [request] = double.bodies
+    assert request["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(PNG)}},
+                {
+                    "type": "document",
+                    "source": {"type": "base64", "media_type": "application/pdf", "data": b64(PDF)},
+                    "title": "plan.pdf",
+                },
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": MARKDOWN}},
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/view.webp"}},
+                {"type": "document", "source": {"type": "url", "url": "https://example.com/ferry.pdf"}},
+                {
+                    "type": "text",
+                    "text": "[The user attached attachment 6: a text/csv file at https://example.com/times.csv, "
+                    "stored as its address and not fetched.]",
+                },
+                {
+                    "type": "text",
+                    "text": "[The user attached attachment 7 (memo.mp3): audio is stored with the run but not sent "
+                    "to the model, which does not take audio.]",
+                },
+                {"type": "text", "text": "What did I send?", "cache_control": {"type": "ephemeral"}},
+            ],
+        }
+    ]
+    assert (run["status"], run["content"]) == ("completed", "A map, a plan and notes.")
+    assert [ref["mime_type"] for ref in run["attachments"]] == [
+        "image/png",
+        "application/pdf",
+        "text/markdown",
+        "image/webp",
+        "application/pdf",
+        "text/csv",
+        "audio/mpeg",
+    ]
+    history = await call_ok(agent_client, "get_chat_history", session_id="trip")
+    assert history["messages"][0]["attachments"] == run["attachments"]
+    assert await read_bytes(agent_client, run["attachments"][6]["uri"]) == ("audio/mpeg", AUDIO)
+
+    # the next run has the earlier one in context as text, without its media
+    await call_ok(agent_client, "run", session_id="trip", message="And now?")
+    assert double.bodies[1]["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "What did I send?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "A map, a plan and notes."}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "And now?", "cache_control": {"type": "ephemeral"}}],
+        },
+    ]
+
+
+async def test_run_refuses_a_bad_attachment_before_calling_claude(agent_client: Client, double: MessagesDouble) -> None:
+    refused = await call_error(
+        agent_client,
+        "run",
+        session_id="trip",
+        message="look",
+        attachments=[image(), {"type": "image", "mime_type": "image/gif", "data": b64(PNG)}],
+    )
+    assert refused == (
+        "attachments[1].data does not start as image/gif data does; send the mime_type that matches these bytes."
+    )
+    assert double.bodies == []
+    assert (await call_ok(agent_client, "list_sessions"))["total"] == 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mcp_server_sessions.store import NewMessage, NewRun, NewToolCall, RunMetrics
+from mcp_server_sessions.store.attachments import NewAttachment
 from mcp_server_sessions.store.limits import MAX_TOKENS
 from mcp_server_sessions.store.models import Requirement, RunStatus, StoredRunMetrics
 
@@ -67,6 +68,8 @@ class Transcript:
     requirements: list[Requirement] = field(default_factory=list)
     resume: dict[str, Any] | None = None
     """What a run that pauses waits for, and what continuing it needs."""
+    attachments: list[NewAttachment] = field(default_factory=list)
+    """The media sent with the message, stored with the run (a continued run holds them already)."""
 
     @property
     def tool_call_count(self) -> int:
@@ -111,6 +114,7 @@ class Transcript:
             error=error,
             requirements=self.requirements if paused else [],
             resume=self.resume if paused else None,
+            attachments=[] if self.continued else self.attachments,
         )
 
     def _metrics(self) -> RunMetrics:

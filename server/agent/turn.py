@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 
 from mcp_server_sessions.store import AgentConfig, InvalidInput, NewRun, Run, StoreError, UserSessions
+from mcp_server_sessions.store.attachments import NewAttachment, prepare_attachments
 from mcp_server_sessions.store.limits import MAX_MODEL_CALLS, MAX_TOOL_CALLS_PER_RUN, OUTPUT_TOKENS, text_bytes
 from mcp_server_sessions.store.models import RunStatus
 
-from . import client_tools, inner_tools, paused, prompt
+from . import attachment_blocks, client_tools, inner_tools, paused, prompt
 from .client_tools import ClientTool
 from .gateway import ModelError, ModelGateway, explain_model_error
 from .inner_tools import InnerTools
@@ -57,6 +58,8 @@ class RunRequest:
     max_tokens: int | None = None
     tools: list[ClientTool] = field(default_factory=list)
     """Client-executed tools the model may call besides the server's own: calling one pauses the run."""
+    attachments: list[NewAttachment] = field(default_factory=list)
+    """Media with the message: stored with the run, and given to the model where the API takes them."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ async def run_turn(
     client = await gateway.client()
     text_bytes(request.message, "message")  # refuse before paying for a model call the store would refuse
     client_tools.checked(request.tools)
+    prepare_attachments(request.attachments)  # a bad attachment is refused before the run begins
     turn = await Turn.prepare(sessions, client, default_model, request, progress, lease_s=lease_s)
     return await turn.run()
 
@@ -130,15 +134,19 @@ class Turn:
             system=prompt.system_blocks(session, request.system),
             tools=[*inner_tools.definitions(), *client_tools.definitions(request.tools)],
         )
+        conversation = prompt.with_new_message(prompt.history_messages(history), request.message)
+        attachment_blocks.attach(conversation, request.attachments)
         return cls(
             sessions=sessions,
             session_id=session.session_id,
             client=client,
             call=call,
-            conversation=prompt.with_new_message(prompt.history_messages(history), request.message),
+            conversation=conversation,
             tools=InnerTools(sessions, session.session_id),
             progress=progress,
-            transcript=Transcript(run_id=str(uuid.uuid4()), message=request.message, model=model),
+            transcript=Transcript(
+                run_id=str(uuid.uuid4()), message=request.message, model=model, attachments=request.attachments
+            ),
             lease_s=lease_s,
             client_tools=request.tools,
         )

@@ -24,6 +24,7 @@ from .. import rendering
 from ..agent.client_tools import MAX_CLIENT_TOOLS, ClientTool
 from ..agent.summaries import summarize
 from ..agent.turn import Progress, RunRequest, run_turn
+from ..attachments import Attachments
 from ..context import AppContext, app, user_sessions
 from .common import SessionId, UserId, result, run_result
 
@@ -65,12 +66,15 @@ async def run(
             description="Tools you run: calling one pauses the run; answer with continue_run.",
         ),
     ] = None,
+    attachments: Attachments = None,
 ) -> Annotated[CallToolResult, Run]:
     """Send a message to Claude in a session: it sees the summary, state and recent runs, may use session
     tools; the turn is stored and progress streams the text."""
     context = app(ctx)
     sessions = user_sessions(ctx, user_id)
-    request = RunRequest(session_id, message, num_history_runs, system, model, max_tokens, tools or [])
+    request = RunRequest(
+        session_id, message, num_history_runs, system, model, max_tokens, tools or [], list(attachments or [])
+    )
     finished = await run_turn(
         sessions,
         context.gateway,
