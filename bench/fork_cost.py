@@ -1,12 +1,14 @@
-"""What `fork_session` costs: forking a session of 10, 1,000 and 10,000 realistic runs (and 100,000 on
+"""What `fork_session` costs: forking sessions of 10, 1,000 and 10,000 realistic runs (and 100,000 on
 SQLite in the full run), on SQLite and PostgreSQL, as the median time of one fork and as a ratio to the
-median `append_run` of one realistic run measured on the same store in the same run.
+median `append_run` of one realistic run measured on the same store in the same run. A fork copies at
+most MAX_FORK_RUNS (1,000) runs, so the longer sessions are forked up to their 1,000th run: what that
+costs shows whether a fork's price depends on the source's length or only on what it copies.
 
 Each length gets its own fixture: one session of L realistic runs (`bench.ours.realistic_run`: user
 message, one tool call with its tool message, assistant reply), built with the store's bulk import
 (untimed), then a fresh store on it. Timed: the public store API, one awaited call at a time; forks
-(each into a new session id, of every run) alternate with appends of one run to a separate session,
-so whatever else the machine does falls on both alike. Each fork is checked to hold L runs.
+(each into a new session id, of every run or of the first 1,000) alternate with appends of one run to a
+separate session, so whatever else the machine does falls on both alike. Each fork is checked to hold what it copied.
 On SQLite a fork is one write transaction from start to end, so its time is how long it holds the
 file's write lock (other writers wait for it).
 
@@ -24,6 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_server_sessions.store.limits import MAX_FORK_RUNS
+
 from . import postgres_cluster
 from .ours import realistic_run
 from .peers import SESSION_ID, USER_ID, TextGen, _stats
@@ -40,7 +44,7 @@ class Plan:
 
 
 FULL = Plan(forks={10: 30, 1_000: 10, 10_000: 5, 100_000: 3}, pg_lengths=(10, 1_000, 10_000), appends=30)
-QUICK = Plan(forks={10: 5, 1_000: 3}, pg_lengths=(10, 1_000), appends=10)
+QUICK = Plan(forks={10: 3, 1_000: 2}, pg_lengths=(10,), appends=5)
 
 
 async def measure_length(backend: Backend, length: int, forks: int, appends: int) -> dict[str, Any]:
@@ -49,7 +53,8 @@ async def measure_length(backend: Backend, length: int, forks: int, appends: int
     started = time.perf_counter()
     builder = await backend.open(where)
     gen = TextGen(length)
-    await backend.import_runs(builder, ((USER_ID, SESSION_ID, realistic_run(gen)) for _ in range(length)))
+    numbered = (realistic_run(gen).model_copy(update={"run_id": f"r{n}"}) for n in range(1, length + 1))
+    await backend.import_runs(builder, ((USER_ID, SESSION_ID, run) for run in numbered))
     await builder.close()
     await backend.settle(where)
     build_s = time.perf_counter() - started
@@ -57,15 +62,16 @@ async def measure_length(backend: Backend, length: int, forks: int, appends: int
     store = await backend.open(where)
     sessions = store.for_user(USER_ID)
     await sessions.append_run(BASELINE_SESSION, realistic_run(gen))  # untimed: the first calls' own costs
-    await sessions.fork_session(SESSION_ID, "fork-warm-up")
+    copied = min(length, MAX_FORK_RUNS)
+    await sessions.fork_session(SESSION_ID, "fork-warm-up", up_to_run_id=f"r{copied}")
     fork_ms: list[float] = []
     append_ms: list[float] = []
     for i in range(max(forks, appends)):
         if i < forks:
             t0 = time.perf_counter()
-            fork = await sessions.fork_session(SESSION_ID, f"fork-{i}")
+            fork = await sessions.fork_session(SESSION_ID, f"fork-{i}", up_to_run_id=f"r{copied}")
             fork_ms.append((time.perf_counter() - t0) * 1000)
-            assert fork.run_count == length, "the fork does not hold every run"
+            assert fork.run_count == copied, "the fork does not hold the runs it copied"
         if i < appends:
             run = realistic_run(gen)
             t0 = time.perf_counter()
@@ -76,11 +82,12 @@ async def measure_length(backend: Backend, length: int, forks: int, appends: int
     fork, append = _stats(fork_ms), _stats(append_ms)
     return {
         "runs": length,
+        "copied": copied,
         "build_s": round(build_s, 2),
         "fork_ms": fork,
         "append_ms": append,
         "ratio": fork["median"] / append["median"],
-        "fork_ms_per_1000_runs": fork["median"] / length * 1000,
+        "fork_ms_per_1000_runs": fork["median"] / copied * 1000,
     }
 
 
@@ -103,27 +110,28 @@ async def main_async(
 
 def markdown(results: dict[str, Any]) -> str:
     rows = [
-        "| store | runs in the session | fork ms (median, min-max) | ms per 1,000 runs | append_run ms (median) "
-        "| fork / append |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| store | runs in the session | runs copied | fork ms (median, min-max) | ms per 1,000 runs copied "
+        "| append_run ms (median) | fork / append |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for key, name in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
         figures = results.get(key, {})
         if "skipped" in figures:
-            rows.append(f"| {name} | skipped: {figures['skipped']} | | | | |")
+            rows.append(f"| {name} | skipped: {figures['skipped']} | | | | | |")
             continue
         for r in figures.values():
             fork = r["fork_ms"]
             rows.append(
-                f"| {name} | {r['runs']:,} | {fork['median']:.1f} ({fork['min']:.1f}-{fork['max']:.1f}) "
-                f"| {r['fork_ms_per_1000_runs']:.1f} | {r['append_ms']['median']:.2f} | {r['ratio']:.0f}x |"
+                f"| {name} | {r['runs']:,} | {r['copied']:,} "
+                f"| {fork['median']:.1f} ({fork['min']:.1f}-{fork['max']:.1f}) | {r['fork_ms_per_1000_runs']:.1f} "
+                f"| {r['append_ms']['median']:.2f} | {r['ratio']:.0f}x |"
             )
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10 and 1,000 runs, a few forks each: a few seconds")
+    parser.add_argument("--quick", action="store_true", help="10 and 1,000 runs (PostgreSQL 10), a few forks each")
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--json", type=pathlib.Path, help="also write every figure here")
     args = parser.parse_args(argv)

@@ -59,6 +59,10 @@ OUTPUT_TOKENS = 4_096
 MAX_MODEL_CALLS = 8
 """Model calls one run may make (each after the tool calls the one before asked for)."""
 
+MAX_FORK_RUNS = 1_000
+"""Most runs one fork_session copies: it is one transaction, and on SQLite the file's write lock is held
+while the copies are indexed for search (about 0.2 s per 1,000 runs; 10,000 would hold it for seconds)."""
+
 # The tools a model calls inside a run: smaller pages, as their results fill the model's context.
 INNER_HISTORY_PAGE = 50
 MAX_INNER_HISTORY_PAGE = 200

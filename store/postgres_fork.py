@@ -11,12 +11,13 @@ while the fork copies is either copied whole or not at all, and counted only if 
 from typing import TYPE_CHECKING
 
 from .errors import SessionNotFound
-from .limits import MAX_SESSION_TOKENS
+from .limits import MAX_FORK_RUNS, MAX_SESSION_TOKENS
 from .models import Session
 from .postgres_connection import Database
 from .postgres_session_table import UserDirectory, load
 from .postgres_values import now
 from .sqlite_fork import (
+    COUNT_COPIED,
     TOKEN_COLUMNS,
     Source,
     checked_new_id,
@@ -26,6 +27,7 @@ from .sqlite_fork import (
     not_forkable,
     summary_covered,
     taken,
+    too_many_runs,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +53,11 @@ async def fork_session(
     async def body(conn: "Conn") -> Session:
         source = await users.session(conn, user_id, session_id, hold=True)
         fork_pk, fork_run_id = await _fork_point(conn, source.session_pk, session_id, up_to_run_id)
+        copied = await conn.fetchval(
+            COUNT_COPIED.format("$1", "$2", "$3"), source.session_pk, fork_pk, MAX_FORK_RUNS + 1
+        )
+        if (refusal := too_many_runs(copied, session_id)) is not None:
+            raise refusal
         new_pk = await _copy_session(conn, source.session_pk, new_id)
         await _copy_runs(conn, source.session_pk, new_pk, fork_pk)
         await _finish(conn, source.session_pk, new_pk, session_id, fork_pk, fork_run_id)

@@ -30,7 +30,7 @@ from typing import Any
 
 from .clock import utc_now
 from .errors import InvalidInput
-from .limits import MAX_SESSION_TOKENS, check_id, dump_json
+from .limits import MAX_FORK_RUNS, MAX_SESSION_TOKENS, check_id, dump_json
 from .models import Session
 from .sqlite_connection import Connection, write
 from .sqlite_identity import UserDirectory, find_session
@@ -56,6 +56,24 @@ def not_forkable(run_id: str, session_id: str, status: str | None) -> InvalidInp
         return InvalidInput(f"Session {session_id!r} has no run {run_id!r}; call get_chat_history to see its run ids.")
     return InvalidInput(
         f"Run {run_id!r} of session {session_id!r} is {status}, not completed; fork up to a completed run."
+    )
+
+
+COUNT_COPIED = (
+    "SELECT count(*) FROM (SELECT 1 FROM runs WHERE session_pk = {0} AND status = 'completed' AND pk <= {1} "
+    "LIMIT {2}) AS copied"
+)
+"""How many runs a fork would copy, counted no further than one past the limit (placeholders per driver)."""
+
+
+def too_many_runs(copied: int, session_id: str) -> InvalidInput | None:
+    """The error for a fork that would copy more than MAX_FORK_RUNS runs, else None."""
+    if copied <= MAX_FORK_RUNS:
+        return None
+    return InvalidInput(
+        f"A fork copies at most {MAX_FORK_RUNS:,} runs, and session {session_id!r} has more completed runs up to "
+        "that point; fork up to an earlier run (up_to_run_id), or summarize_session and start a new session from "
+        "its summary."
     )
 
 
@@ -118,6 +136,9 @@ async def fork_session(
         if find_session(raw, source.user_pk, new_id) is not None:
             raise taken(new_id)
         fork_pk, fork_run_id = _fork_point(raw, source.session_pk, session_id, up_to_run_id)
+        copied = raw.execute(COUNT_COPIED.format("?", "?", "?"), (source.session_pk, fork_pk, MAX_FORK_RUNS + 1))
+        if (refusal := too_many_runs(copied.fetchone()[0], session_id)) is not None:
+            raise refusal
         new_pk = _copy_session(raw, source.session_pk, new_id)
         _copy_runs(raw, source.session_pk, new_pk, fork_pk)
         _finish(raw, source.session_pk, new_pk, session_id, fork_pk, fork_run_id)

@@ -238,3 +238,23 @@ async def test_a_column_a_later_migration_adds_is_copied_too(db_path: Path) -> N
         ]
     finally:
         await store.close()
+
+
+async def test_a_fork_of_more_runs_than_the_limit_is_refused_and_writes_nothing(
+    client: Client, store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork is one transaction (on SQLite it holds the write lock while the copies are indexed), so it
+    copies at most MAX_FORK_RUNS runs: here 2 of 3."""
+    from mcp_server_sessions.store import postgres_fork, sqlite_fork
+
+    for module in (sqlite_fork, postgres_fork):
+        monkeypatch.setattr(module, "MAX_FORK_RUNS", 2)
+    await seed(client, runs=3)
+    counts = await store.counts()
+    assert await call_error(client, "fork_session", session_id="trip") == (
+        "A fork copies at most 2 runs, and session 'trip' has more completed runs up to that point; fork up to "
+        "an earlier run (up_to_run_id), or summarize_session and start a new session from its summary."
+    )
+    assert await store.counts() == counts
+    fork = await call_ok(client, "fork_session", session_id="trip", up_to_run_id="r2")
+    assert fork["run_count"] == 2 and fork["metadata"]["forked_from"] == {"session_id": "trip", "run_id": "r2"}
