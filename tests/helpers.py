@@ -18,6 +18,7 @@ STORE_TOOLS = (
     "get_session",
     "update_session",
     "delete_session",
+    "fork_session",
 )
 READ_TOOLS = {"get_chat_history", "get_tool_call_history", "search_previous_sessions", "list_sessions", "get_session"}
 

@@ -32,6 +32,7 @@ BASE: dict[str, dict[str, Any]] = {
     "get_session": {"session_id": "s1"},
     "update_session": {"session_id": "s1"},
     "delete_session": {"session_id": "s1"},
+    "fork_session": {"session_id": "s1"},
 }
 
 
@@ -278,6 +279,13 @@ BAD_ARGUMENTS: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"session_id": MISSING}, "session_id"),
         ({"session_id": None}, "session_id"),
         ({"session_id": {"id": "s1"}}, "session_id"),
+        ({"user_id": 5}, "user_id"),
+    ],
+    "fork_session": [
+        ({"session_id": MISSING}, "session_id"),
+        ({"new_session_id": 5}, "new_session_id"),
+        ({"up_to_run_id": ["r1"]}, "up_to_run_id"),
+        ({"up_to_run_id": ""}, "up_to_run_id"),
         ({"user_id": 5}, "user_id"),
     ],
 }

@@ -7,7 +7,7 @@ from tests.helpers import READ_TOOLS, STORE_TOOLS, call_error, call_ok
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = {*STORE_TOOLS, "run", "summarize_session"}
+TOOLS = {*STORE_TOOLS, "cancel_run", "run", "summarize_session", "continue_run"}
 SESSION_FIELDS = {
     "session_id",
     "user_id",
