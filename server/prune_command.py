@@ -4,11 +4,11 @@ archive when asked (`--archive FILE`, in the export format, so `import` brings t
 The sessions are listed oldest first, page by page, while they are older than the cutoff. Each is kept
 as a digest of its whole Session value (name, state, summary, run count, token totals, updated_at),
 and what is deleted is what was listed and has not changed since: a session whose digest differs when
-it is read for the archive, or when it is read again right before its delete, is kept and reported. So
-a run added after the listing (which changes the run count and updated_at) is not deleted unarchived;
-only a run committed between that last read and the delete itself could be, as the store protocol has
-no delete conditional on the session being unchanged. The archive is complete, flushed, fsynced and
-renamed into place before the first delete: a failure or a kill while it is written deletes nothing.
+it is read for the archive, or when it is read again right before its delete, is kept and reported, and
+the delete itself is conditional on the session's `updated_at` being the listed one, in the store's own
+transaction. So a run added after the listing (which changes updated_at) is never deleted unarchived.
+The archive is complete, flushed, fsynced and renamed into place before the first delete: a failure or a
+kill while it is written deletes nothing.
 """
 
 import argparse
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mcp_server_sessions.store import Session, SessionNotFound, SessionStore, UserSessions
+from mcp_server_sessions.store import Session, SessionChanged, SessionNotFound, SessionStore, UserSessions
 from mcp_server_sessions.store.limits import MAX_SESSION_PAGE
 
 from .command_support import (
@@ -128,7 +128,10 @@ async def _prune(store: SessionStore, user_id: str, cutoff: str, args: argparse.
     expected = {entry.session_id: entry.digest for entry in pruned.listed}
     if args.archive is not None:
         expected = await _archive(store, user_id, expected, args.archive, pruned)
-    await _delete(sessions, expected, pruned)
+    updated_at = {entry.session_id: entry.updated_at for entry in pruned.listed}
+    await _delete(
+        sessions, {session_id: (digest, updated_at[session_id]) for session_id, digest in expected.items()}, pruned
+    )
     return pruned
 
 
@@ -176,15 +179,17 @@ async def _archive(
     return archived
 
 
-async def _delete(sessions: UserSessions, expected: dict[str, bytes], pruned: Pruned) -> None:
+async def _delete(sessions: UserSessions, expected: dict[str, tuple[bytes, str]], pruned: Pruned) -> None:
+    """Delete each session still as listed (its digest, and its `updated_at` checked by the delete itself)."""
     with progress("Deleting sessions", len(expected)) as advance:
-        for session_id, digest in expected.items():
+        for session_id, (digest, updated_at) in expected.items():
             try:
-                if _digest(await sessions.get_session(session_id)) == digest:
-                    await sessions.delete_session(session_id)
-                    pruned.deleted.append(session_id)
-                else:
-                    pruned.kept.append(session_id)
+                if _digest(await sessions.get_session(session_id)) != digest:
+                    raise SessionChanged(session_id)
+                await sessions.delete_session(session_id, if_updated_at=updated_at)
+                pruned.deleted.append(session_id)
+            except SessionChanged:
+                pruned.kept.append(session_id)
             except SessionNotFound:  # deleted meanwhile by someone else: gone either way
                 pass
             advance()

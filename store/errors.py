@@ -24,6 +24,14 @@ class SessionNotFound(StoreError):
         self.session_id = session_id
 
 
+class SessionChanged(StoreError):
+    """A conditional write found the session changed since the caller read it."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"Session {session_id!r} changed since it was read; read it again, then decide.")
+        self.session_id = session_id
+
+
 class StoreBusy(StoreError):
     """The database stayed locked by other writers for longer than the bounded retry."""
 

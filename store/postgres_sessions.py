@@ -19,6 +19,7 @@ from . import postgres_runs as runs
 from . import postgres_session_table as sessions
 from .attachments import AttachmentRef, attachment_missing
 from .cursor import CursorSealer
+from .errors import SessionChanged
 from .limits import HISTORY_PAGE, SEARCH_RESULTS, SESSION_PAGE, TOOL_CALL_PAGE, check_id, check_name, dump_json
 from .models import (
     AgentConfig,
@@ -37,7 +38,7 @@ from .models import (
 from .postgres_connection import Database
 from .postgres_search import search_user
 from .postgres_session_table import OwnedSession, UserDirectory
-from .postgres_values import now
+from .postgres_values import iso, now
 from .protocol import Order, SortKey
 from .record_checks import runs_to_read
 from .records import SessionRecord
@@ -148,12 +149,18 @@ class PostgresUserSessions:
 
         return await self._parts.db.run(body)
 
-    async def delete_session(self, session_id: str) -> None:
+    async def delete_session(self, session_id: str, *, if_updated_at: str | None = None) -> None:
         """The session's rows go in one transaction (cascading); readers keep their snapshot meanwhile."""
 
         async def body(conn: "Conn") -> None:
             session = await self._session(conn, session_id)
             await conn.execute("SET LOCAL statement_timeout = 0")  # a session of any size can be deleted
+            if if_updated_at is not None:
+                updated_at = await conn.fetchval(
+                    "SELECT updated_at FROM sessions WHERE pk = $1 FOR UPDATE", session.session_pk
+                )
+                if updated_at is None or iso(updated_at) != if_updated_at:  # changed, or deleted meanwhile
+                    raise SessionChanged(session_id)
             await conn.execute("DELETE FROM sessions WHERE pk = $1", session.session_pk)
 
         await self._parts.db.run(body, repeatable=False)

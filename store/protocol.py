@@ -95,10 +95,12 @@ class UserSessions(Protocol):
         Raises SessionNotFound, InvalidInput.
         """
 
-    async def delete_session(self, session_id: str) -> None:
-        """Delete the session with its runs, messages, tool calls and search entries.
+    async def delete_session(self, session_id: str, *, if_updated_at: str | None = None) -> None:
+        """Delete the session with its runs, messages, tool calls and search entries; with `if_updated_at`
+        (a Session's `updated_at` as read), only if the session has not changed since, checked in the same
+        transaction as the delete (so nothing written after that read is deleted unseen).
 
-        Raises SessionNotFound.
+        Raises SessionNotFound, SessionChanged.
         """
 
     async def append_run(

@@ -20,7 +20,7 @@ from . import sqlite_session_table as sessions
 from .attachments import AttachmentRef, attachment_missing
 from .clock import utc_now
 from .cursor import CursorSealer
-from .errors import SessionNotFound
+from .errors import SessionChanged, SessionNotFound
 from .limits import HISTORY_PAGE, SEARCH_RESULTS, SESSION_PAGE, TOOL_CALL_PAGE, check_id, check_name, dump_json
 from .models import (
     AgentConfig,
@@ -160,12 +160,16 @@ class SqliteUserSessions:
 
         return await self._parts.writer.run(write(body))
 
-    async def delete_session(self, session_id: str) -> None:
+    async def delete_session(self, session_id: str, *, if_updated_at: str | None = None) -> None:
         """The session vanishes at once; rows that one short transaction cannot delete are purged
         in the background (see sqlite_purge)."""
 
         def body(raw: sqlite3.Connection) -> bool:
             session = self._session(raw, session_id)
+            if if_updated_at is not None:
+                row = raw.execute("SELECT updated_at FROM sessions WHERE pk = ?", (session.session_pk,)).fetchone()
+                if row[0] != if_updated_at:
+                    raise SessionChanged(session_id)
             vanish(raw, session.user_pk, session.session_pk)
             return purge_step(raw, session.session_pk)
 

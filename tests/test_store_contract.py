@@ -8,6 +8,7 @@ from mcp_server_sessions.store import (
     NewRun,
     NewToolCall,
     RunMetrics,
+    SessionChanged,
     SessionNotFound,
     SessionStore,
 )
@@ -300,3 +301,22 @@ async def test_finishing_a_run_never_recreates_a_deleted_session(store: SessionS
         await alice.append_run("s1", turn("r1", text="question"), finishing=True)
     with pytest.raises(SessionNotFound):
         await alice.get_session("s1")
+
+
+async def test_a_conditional_delete_deletes_only_the_session_as_it_was_read(store: SessionStore) -> None:
+    """What `prune` relies on: a run recorded after the session was read keeps it from being deleted unseen."""
+    alice = store.for_user("alice")
+    read, _ = await alice.start_session("old")
+    await alice.append_run("old", turn("r1"))
+    with pytest.raises(SessionChanged) as raised:
+        await alice.delete_session("old", if_updated_at=read.updated_at)
+    assert str(raised.value) == "Session 'old' changed since it was read; read it again, then decide."
+    assert (await alice.get_session("old")).run_count == 1
+    with pytest.raises(SessionChanged):
+        await alice.delete_session("old", if_updated_at="not a time")
+    await alice.delete_session("old", if_updated_at=(await alice.get_session("old")).updated_at)
+    with pytest.raises(SessionNotFound):
+        await alice.get_session("old")
+    await alice.start_session("other")
+    with pytest.raises(SessionNotFound):  # another user's session is not found, whatever the condition
+        await store.for_user("bob").delete_session("other", if_updated_at=read.updated_at)
