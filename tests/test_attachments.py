@@ -20,7 +20,7 @@ from mcp_server_sessions.server.settings import Settings
 from mcp_server_sessions.store import NewRun
 from mcp_server_sessions.store.attachments import NewAttachment
 from mcp_server_sessions.store.limits import MAX_ATTACHMENT_BYTES_PER_RUN
-from tests.anthropic_double import MessagesDouble, text
+from tests.anthropic_double import MessagesDouble, text, tool_use
 from tests.conftest import open_test_store
 from tests.helpers import call_error, call_ok
 
@@ -421,3 +421,57 @@ async def test_run_refuses_a_bad_attachment_before_calling_claude(agent_client: 
     )
     assert double.bodies == []
     assert (await call_ok(agent_client, "list_sessions"))["total"] == 0
+
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "The weather in a city, from the client's own service.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+async def test_a_paused_run_keeps_references_and_continues_with_the_attachments_bytes(
+    agent_client: Client, double: MessagesDouble, sessions_db: str
+) -> None:
+    double.script(tool_use("get_weather", {"city": "Oslo"}, id="toolu_w1"), text("Sunny, as on your map."))
+    notes = {"type": "file", "mime_type": "application/json", "data": b64(b'{"city": "Oslo"}'), "name": "trip.json"}
+    paused = await call_ok(
+        agent_client,
+        "run",
+        session_id="trip",
+        message="Weather where I go?",
+        tools=[WEATHER],
+        attachments=[image(), notes],
+    )
+    assert paused["status"] == "paused"
+    sent = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(PNG)}},
+        {
+            "type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": '{"city": "Oslo"}'},
+            "title": "trip.json",
+        },
+        {"type": "text", "text": "Weather where I go?"},
+    ]
+    assert double.bodies[0]["messages"][0]["content"][:2] == sent[:2]
+
+    store = await open_test_store(sessions_db)
+    try:
+        [run] = (await store.for_user("alice").session_record("trip")).runs
+    finally:
+        await store.close()
+    assert run.resume is not None
+    assert run.resume["conversation"][0]["content"] == [
+        {"type": "image", "source": {"type": "attachment", "index": 0}},
+        {"type": "document", "source": {"type": "attachment", "index": 1}, "title": "trip.json"},
+        {"type": "text", "text": "Weather where I go?"},
+    ]
+
+    continued = await call_ok(
+        agent_client,
+        "continue_run",
+        run_id=paused["run_id"],
+        tool_results=[{"tool_call_id": "toolu_w1", "result": "sun"}],
+    )
+    assert (continued["status"], continued["attachments"]) == ("completed", paused["attachments"])
+    assert double.bodies[1]["messages"][0] == {"role": "user", "content": sent}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from mcp_server_sessions.store import InvalidInput, Run, UserSessions
 
-from . import inner_tools
+from . import attachment_blocks, inner_tools
 from .client_tools import definitions
 from .gateway import ModelGateway
 from .inner_tools import InnerTools
@@ -41,6 +41,7 @@ async def continue_turn(
     transcript = _continued_transcript(claimed)
     try:
         state = read_resume(run_id, claimed.resume)
+        conversation = await attachment_blocks.with_data(sessions, claimed.run, state.utterances())
     except InvalidInput as problem:  # it can never be continued: it ends, as a failed turn would
         await sessions.finish_continued_run(claimed.run.session_id, transcript.record("error", str(problem)))
         raise
@@ -56,7 +57,7 @@ async def continue_turn(
             system=state.system_blocks(),
             tools=[*inner_tools.definitions(), *definitions(state.client_tools)],
         ),
-        conversation=state.utterances(),
+        conversation=conversation,
         tools=InnerTools(sessions, claimed.run.session_id),
         progress=progress,
         transcript=transcript,

@@ -253,7 +253,7 @@ class Turn:
             max_tokens=self.call.max_tokens,
             system=self.call.system,
             client_tools=self.client_tools,
-            conversation=self.conversation,
+            conversation=attachment_blocks.without_data(self.conversation),
             pause=pause,
             tool_calls=self.transcript.tool_call_count + len(pause.waiting),
         )
