@@ -254,3 +254,11 @@ def recorded_attachment(record: AttachmentRecord) -> RecordedAttachment:
         name=record.name,
         attachment_id=record.attachment_id,
     )
+
+
+def attachment_taken(attachment_id: str) -> InvalidInput:
+    """The error for an imported attachment whose id the session already holds on another run."""
+    return InvalidInput(
+        f"The session already has an attachment {attachment_id!r} on another run; each attachment_id of a "
+        "session must be its own, so fix the record."
+    )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from .attachments import AttachmentRecord, AttachmentRef, PreparedAttachment, row_ref
+from .attachments import AttachmentRecord, AttachmentRef, PreparedAttachment, attachment_taken, row_ref
 from .models import ChatHistoryPage
 from .postgres_values import optional_from_db, optional_to_db
 
@@ -24,8 +24,17 @@ _REF_COLUMNS = "a.attachment_id, a.type, a.mime_type, a.name, a.size, a.url"
 async def write(
     conn: "Conn", session_pk: int, run_pk: int, attachments: Sequence[PreparedAttachment], moment: datetime
 ) -> None:
+    """The run's attachments; InvalidInput when the session holds one of their ids already (only an
+    imported record can name ids)."""
     if not attachments:
         return
+    taken = await conn.fetchval(
+        "SELECT attachment_id FROM attachments WHERE session_pk = $1 AND attachment_id = ANY($2::text[]) LIMIT 1",
+        session_pk,
+        [a.attachment_id for a in attachments],
+    )
+    if taken is not None:
+        raise attachment_taken(taken)
     await conn.executemany(
         "INSERT INTO attachments (session_pk, run_pk, attachment_id, type, mime_type, name, size, url, data, "
         "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

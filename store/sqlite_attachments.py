@@ -10,17 +10,28 @@ sqlite_identity.py (so already checked to belong to the caller). The rows go wit
 import base64
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Sequence
 
-from .attachments import AttachmentRecord, AttachmentRef, PreparedAttachment, row_ref
+from .attachments import AttachmentRecord, AttachmentRef, PreparedAttachment, attachment_taken, row_ref
 from .models import ChatHistoryPage
 
 _REF_COLUMNS = "a.attachment_id, a.type, a.mime_type, a.name, a.size, a.url"
 
 
 def write(
-    raw: sqlite3.Connection, session_pk: int, run_pk: int, attachments: Iterable[PreparedAttachment], now: str
+    raw: sqlite3.Connection, session_pk: int, run_pk: int, attachments: Sequence[PreparedAttachment], now: str
 ) -> None:
+    """The run's attachments; InvalidInput when the session holds one of their ids already (only an
+    imported record can name ids)."""
+    if not attachments:
+        return
+    taken = raw.execute(
+        "SELECT attachment_id FROM attachments WHERE session_pk = ? "
+        "AND attachment_id IN (SELECT value FROM json_each(?))",
+        (session_pk, json.dumps([a.attachment_id for a in attachments])),
+    ).fetchone()
+    if taken is not None:
+        raise attachment_taken(taken[0])
     raw.executemany(
         "INSERT INTO attachments (session_pk, run_pk, attachment_id, type, mime_type, name, size, url, data, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

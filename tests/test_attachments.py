@@ -17,7 +17,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_server_sessions.server.app import build_server
 from mcp_server_sessions.server.export_format import encode
 from mcp_server_sessions.server.settings import Settings
-from mcp_server_sessions.store import NewRun
+from mcp_server_sessions.store import InvalidInput, NewRun
 from mcp_server_sessions.store.attachments import NewAttachment
 from mcp_server_sessions.store.limits import MAX_ATTACHMENT_BYTES_PER_RUN
 from tests.anthropic_double import MessagesDouble, text, tool_use
@@ -305,6 +305,10 @@ async def test_a_fork_holds_copies_of_the_attachments_of_its_runs(client: Client
     assert await read_bytes(client, asked["attachments"][2]["uri"]) == ("text/plain", NOTES)
 
 
+def recorded_with(run_id: str, media: list[NewAttachment]) -> NewRun:
+    return NewRun.recorded("see", "seen", run_id=run_id).model_copy(update={"attachments": media})
+
+
 async def test_export_import_export_keeps_attachments_byte_for_byte(sessions_db: str) -> None:
     store = await open_test_store(sessions_db)
     try:
@@ -314,8 +318,7 @@ async def test_export_import_export_keeps_attachments_byte_for_byte(sessions_db:
             NewAttachment(type="file", mime_type="application/pdf", url="https://example.com/plan.pdf"),
             NewAttachment(type="file", mime_type="application/pdf", data=b64(PDF)),
         ]
-        with_media = NewRun.recorded("see", "seen", run_id="r1").model_copy(update={"attachments": media})
-        await alice.append_run("trip", with_media)
+        await alice.append_run("trip", recorded_with("r1", media))
         await alice.append_run("trip", NewRun.recorded("more", "ok", run_id="r2"))
         [exported] = [record async for record in store.export_sessions(user_id="alice")]
         line = encode(exported)
@@ -475,3 +478,28 @@ async def test_a_paused_run_keeps_references_and_continues_with_the_attachments_
     )
     assert (continued["status"], continued["attachments"]) == ("completed", paused["attachments"])
     assert double.bodies[1]["messages"][0] == {"role": "user", "content": sent}
+
+
+async def test_an_imported_attachment_id_the_session_holds_already_is_refused_writing_nothing(
+    sessions_db: str,
+) -> None:
+    store = await open_test_store(sessions_db)
+    try:
+        alice = store.for_user("alice")
+        media = [NewAttachment(type="image", mime_type="image/png", data=b64(PNG))]
+        await alice.append_run(
+            "trip", NewRun.recorded("see", "seen", run_id="r1").model_copy(update={"attachments": media})
+        )
+        [exported] = [record async for record in store.export_sessions(user_id="alice")]
+        taken = exported.runs[0].attachments[0].attachment_id
+        again = exported.model_copy(update={"runs": [exported.runs[0].model_copy(update={"run_id": "r2"})]})
+        with pytest.raises(InvalidInput) as refused:
+            await store.import_session(again)
+        assert str(refused.value) == (
+            f"The session already has an attachment {taken!r} on another run; each attachment_id of a session "
+            "must be its own, so fix the record."
+        )
+        [after] = [record async for record in store.export_sessions(user_id="alice")]
+        assert encode(after) == encode(exported)
+    finally:
+        await store.close()
