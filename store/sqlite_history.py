@@ -132,8 +132,8 @@ def runs_for_summary(raw: sqlite3.Connection, session_pk: int, after: int) -> tu
     runs: list[RunTranscript] = []
     covered = after
     for row in rows:
-        if row["status"] == "running":
-            break  # a later summary must still see it, so coverage stops before it
+        if row["status"] in ("running", "paused"):
+            break  # it may still complete, and a later summary must see it then: coverage stops before it
         covered += 1
         if row["status"] == "completed" and row["parent_run_id"] is None:
             runs.append(

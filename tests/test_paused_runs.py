@@ -1,13 +1,14 @@
 """Paused runs: `run` with client tools pauses, `continue_run` resumes it in the same context, `cancel_run`
 ends it; on SQLite and PostgreSQL, against the Messages API test double."""
 
+import json
 from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
 
-from tests.anthropic_double import MessagesDouble, text, tool_use, tool_uses
+from tests.anthropic_double import MessagesDouble, forced_tool_input, text, tool_use, tool_uses
 from tests.helpers import call_error, call_ok
 
 pytestmark = pytest.mark.anyio
@@ -308,3 +309,23 @@ async def test_a_bad_client_tool_is_refused_before_any_model_call(
     assert await call_error(agent_client, "run", message="hi", session_id="s1", tools=[tool]) == message
     assert double.bodies == []
     assert (await call_ok(agent_client, "list_sessions"))["total"] == 0
+
+
+async def test_a_summary_stops_before_a_paused_run_and_takes_it_once_it_completes(
+    agent_client: Client, double: MessagesDouble
+) -> None:
+    """A paused run may still complete: a summary made meanwhile must not count it as covered, or the
+    summaries after it would never see it."""
+    await call_ok(agent_client, "record_run", session_id="s1", input="Plan a trip", output="To Norway.")
+    paused = await paused_run(agent_client, double)
+    double.script(forced_tool_input({"summary": "A trip to Norway.", "topics": ["trip"]}))
+    first = await call_ok(agent_client, "summarize_session", session_id="s1")
+    assert first["run_count"] == 1
+    double.script(text("Sunny."))
+    answers = [{"tool_call_id": "toolu_w1", "result": "sun"}]
+    await call_ok(agent_client, "continue_run", run_id=paused["run_id"], tool_results=answers)
+    double.script(forced_tool_input({"summary": "A trip to a sunny Oslo.", "topics": ["trip", "weather"]}))
+    second = await call_ok(agent_client, "summarize_session", session_id="s1")
+    assert second["run_count"] == 2
+    transcript = json.dumps(double.bodies[-1]["messages"])
+    assert "Weather in Oslo?" in transcript and "Sunny." in transcript and "Plan a trip" not in transcript
