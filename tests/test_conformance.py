@@ -34,7 +34,7 @@ SUITE_TIMEOUT = 120  # the 32 scenarios take ~3 s; each client request has the s
 APPLICABLE = (
     "server-initialize",  # initialize handshake and the initialized notification
     "ping",  # ping answers {}
-    "tools-list",  # our 11 tools, each with a name, description and inputSchema
+    "tools-list",  # our 14 tools, each with a name, description and inputSchema
     "resources-list",  # the caller's sessions as session:// resources (none yet here): a well-formed list
     "prompts-list",  # resume_session, with its arguments
     "dns-rebinding-protection",  # a foreign Host/Origin is refused (421), the loopback one accepted
