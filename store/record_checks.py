@@ -1,7 +1,7 @@
 """A SessionRecord checked and serialized before any backend writes it (import_session): the same
 input rules as every write, plus what only a record can get wrong (timestamps, totals, runs of
-another session or twice). Also the arguments of the record reads (export_sessions, session_record),
-checked alike on both backends."""
+another session or twice, an attachment_id on two runs). Also the arguments of the record reads
+(export_sessions, session_record), checked alike on both backends."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,6 +79,7 @@ def prepare_record(record: SessionRecord) -> PreparedRecord:
     )
     runs = []
     seen: set[str] = set()
+    attachment_ids: set[str] = set()
     for run in record.runs:
         if run.session_id != session.session_id or run.run_id in seen:
             raise InvalidInput(
@@ -87,7 +88,15 @@ def prepare_record(record: SessionRecord) -> PreparedRecord:
             )
         seen.add(run.run_id)
         call_times = [_timestamp(call.created_at, "tool call created_at") for call in run.tool_calls]
-        runs.append((prepare_run(_new_run(run)), _timestamp(run.created_at, "run created_at"), call_times))
+        prepared = prepare_run(_new_run(run))
+        for attachment in prepared.attachments:  # within one run prepare_run checks it already
+            if attachment.attachment_id in attachment_ids:
+                raise InvalidInput(
+                    f"Attachment {attachment.attachment_id!r} of session {session.session_id!r} comes with two "
+                    "runs; each attachment_id of a record must be its own, so fix the record."
+                )
+        attachment_ids.update(attachment.attachment_id for attachment in prepared.attachments)
+        runs.append((prepared, _timestamp(run.created_at, "run created_at"), call_times))
     return PreparedRecord(session.user_id, session.session_id, columns, runs)
 
 

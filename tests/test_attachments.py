@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from mcp_server_sessions.server.app import build_server
-from mcp_server_sessions.server.export_format import encode
+from mcp_server_sessions.server.export_format import FormatError, RecordChecks, encode
 from mcp_server_sessions.server.settings import Settings
 from mcp_server_sessions.store import InvalidInput, NewRun
 from mcp_server_sessions.store.attachments import NewAttachment
@@ -503,3 +503,43 @@ async def test_an_imported_attachment_id_the_session_holds_already_is_refused_wr
         assert encode(after) == encode(exported)
     finally:
         await store.close()
+
+
+async def test_a_record_naming_one_attachment_id_on_two_runs_is_refused_in_the_check_phase(store: Any) -> None:
+    alice = store.for_user("alice")
+    for run_id in ("r1", "r2"):
+        media = [NewAttachment(type="image", mime_type="image/png", data=b64(PNG))]
+        await alice.append_run(
+            "trip", NewRun.recorded("see", "seen", run_id=run_id).model_copy(update={"attachments": media})
+        )
+    [exported] = [record async for record in store.export_sessions(user_id="alice")]
+    first, second = exported.runs
+    twice = first.attachments[0].attachment_id
+    clash = second.model_copy(
+        update={
+            "session_id": "trip-copy",
+            "attachments": [second.attachments[0].model_copy(update={"attachment_id": twice})],
+        }
+    )
+    record = exported.model_copy(
+        update={
+            "session": exported.session.model_copy(update={"session_id": "trip-copy"}),
+            "runs": [first.model_copy(update={"session_id": "trip-copy"}), clash],
+        }
+    )
+    sentence = (
+        f"Attachment {twice!r} of session 'trip-copy' comes with two runs; each attachment_id of a record must be "
+        "its own, so fix the record."
+    )
+    checks = RecordChecks()
+    try:
+        with pytest.raises(FormatError) as checked:  # what `import` runs on every record before writing any
+            checks.check(record, "backup.jsonl line 1")
+    finally:
+        checks.close()
+    fix = "fix or remove it, then import again"
+    assert str(checked.value) == f"backup.jsonl line 1 cannot be imported: {sentence[:-1]}; {fix}."
+    with pytest.raises(InvalidInput) as refused:
+        await store.import_session(record)
+    assert str(refused.value) == sentence
+    assert [record.session.session_id async for record in store.export_sessions(user_id="alice")] == ["trip"]
