@@ -5,13 +5,18 @@ Whatever a session holds is shown as written and never changes the document's st
 becomes literal paragraphs (every markdown character escaped, line breaks and indentation kept), JSON and
 tool results go in fences longer than any backtick run they hold, and control characters (NUL included)
 are shown as Unicode control pictures.
+
+A team's member run is labelled as such (its input is what the leader asked, never the user's words), a
+workflow run lists its steps, a run's attachments are listed as references (never their bytes), and a
+paused run shows the tool calls it waits for.
 """
 
 import json
 import re
 from typing import Any
 
-from mcp_server_sessions.store.models import Session, StoredRunMetrics, ToolCall
+from mcp_server_sessions.store.attachments import AttachmentRef
+from mcp_server_sessions.store.models import Requirement, Session, StoredRunMetrics, ToolCall, WorkflowStep
 from mcp_server_sessions.store.records import RunRecord, SessionRecord
 
 from .terminal_output import utc_time, visible
@@ -26,9 +31,10 @@ _NBSP = "\u00a0"
 
 
 def session_markdown(record: SessionRecord, *, earlier_runs: int = 0) -> str:
-    """The session as one markdown document: title, id, dates, summary, state, then each run (the user's
-    input, the tool calls, the answer, the status when not completed, the metrics). `earlier_runs` says
-    how many earlier runs the record leaves out (the runs are numbered from there)."""
+    """The session as one markdown document: title, id, kind, dates, summary, state, then each run (the
+    input and its attachments, the workflow steps, the tool calls, the answer, what a paused run waits
+    for, the status when not completed, the metrics). `earlier_runs` says how many earlier runs the
+    record leaves out (the runs are numbered from there)."""
     session = record.session
     blocks = [f"# {_inline(session.name) if session.name else 'Session ' + _code(session.session_id)}"]
     blocks.append(_facts(session))
@@ -55,6 +61,13 @@ def _facts(session: Session) -> str:
     facts = [
         f"- **Session:** {_code(session.session_id)}",
         f"- **User:** {_code(session.user_id)}",
+    ]
+    if session.session_type != "agent":
+        facts.append(f"- **Type:** {_inline(session.session_type)}")
+    for label, value in (("Agent", session.agent_id), ("Team", session.team_id), ("Workflow", session.workflow_id)):
+        if value is not None:
+            facts.append(f"- **{label}:** {_code(value)}")
+    facts += [
         f"- **Created:** {_inline(utc_time(session.created_at))}",
         f"- **Updated:** {_inline(utc_time(session.updated_at))}",
         f"- **Runs:** {session.run_count:,}",
@@ -62,21 +75,70 @@ def _facts(session: Session) -> str:
     totals = session.metrics
     if totals.input_tokens or totals.output_tokens:
         facts.append(f"- **Tokens:** {totals.input_tokens:,} input, {totals.output_tokens:,} output")
+    if session.paused_run_ids:
+        waiting = ", ".join(_code(run_id) for run_id in session.paused_run_ids)
+        facts.append(f"- **Paused runs waiting:** {waiting}")
     return "\n".join(facts)
 
 
 def _run(number: int, run: RunRecord) -> list[str]:
-    blocks = [f"### Run {number:,}", f"{_code(run.run_id)} · {_inline(utc_time(run.created_at))}"]
-    blocks += ["**User:**", _paragraphs(run.input)]
+    """A run; a team's member run says whose it is and shows its input as the leader's request, its
+    answer as the member's, so neither reads as the user's or the assistant's own turn."""
+    heading = f"### Run {number:,}"
+    if run.parent_run_id is not None:
+        agent = f" of agent {_code(run.agent_id)}" if run.agent_id is not None else ""
+        heading += f" · member run{agent} for run {_code(run.parent_run_id)}"
+    elif run.agent_id is not None:
+        heading += f" · agent {_code(run.agent_id)}"
+    blocks = [heading, f"{_code(run.run_id)} · {_inline(utc_time(run.created_at))}"]
+    member = run.parent_run_id is not None
+    blocks += ["**Asked by the leader:**" if member else "**User:**", _paragraphs(run.input)]
+    if run.attachments:
+        blocks += ["**Attachments:**", "\n".join(_attachment(attachment) for attachment in run.attachments)]
+    for step in run.steps:
+        blocks += _step(step)
     for call in run.tool_calls:
         blocks += _tool_call(call)
     if run.content:
-        blocks += ["**Assistant:**", _paragraphs(run.content)]
+        blocks += ["**Member's answer:**" if member else "**Assistant:**", _paragraphs(run.content)]
+    for requirement in run.requirements:
+        blocks += _requirement(requirement)
     if run.status != "completed":
         blocks.append(f"**Status:** {run.status}" + (f": {_paragraphs(run.error)}" if run.error else ""))
     metrics = _metrics(run.metrics)
     if metrics:
         blocks.append(f"*{metrics}*")
+    return blocks
+
+
+def _attachment(attachment: AttachmentRef) -> str:
+    """One attachment as a list item: what it is and where its bytes are (never the bytes)."""
+    parts = [_inline(attachment.type), _code(attachment.mime_type)]
+    if attachment.name is not None:
+        parts.append(_inline(attachment.name) or "*(no name)*")
+    if attachment.url is None:
+        parts.append(_count(attachment.size, "byte"))
+    else:
+        parts.append("url " + _code(attachment.url))
+    parts.append(_code(attachment.uri))
+    return "- " + " · ".join(parts)
+
+
+def _step(step: WorkflowStep) -> list[str]:
+    heading = f"**Step** {_code(step.name)} · {_inline(step.status)}"
+    if step.duration_ms is not None:
+        heading += f" · {_duration(step.duration_ms)}"
+    blocks = [heading]
+    for label, value in (("Input:", step.input), ("Output:", step.output)):
+        if value is not None:
+            blocks += [label, *_cut_value(value)]
+    return blocks
+
+
+def _requirement(requirement: Requirement) -> list[str]:
+    blocks = [f"**Waiting for** {_code(requirement.tool_name)} · call {_code(requirement.tool_call_id)}"]
+    if requirement.arguments:
+        blocks += ["Arguments:", *_cut_fenced(_json(requirement.arguments), "json")]
     return blocks
 
 
@@ -90,11 +152,14 @@ def _tool_call(call: ToolCall) -> list[str]:
     label = "Result (error):" if call.is_error else "Result:"
     if call.result is None:
         blocks.append(f"{label} none.")
-    elif isinstance(call.result, str):
-        blocks += [label, *_cut_fenced(call.result, "text")]
     else:
-        blocks += [label, *_cut_fenced(_json(call.result), "json")]
+        blocks += [label, *_cut_value(call.result)]
     return blocks
+
+
+def _cut_value(value: Any) -> list[str]:
+    """A JSON value fenced and cut: a string as text, anything else as JSON."""
+    return _cut_fenced(value, "text") if isinstance(value, str) else _cut_fenced(_json(value), "json")
 
 
 def _metrics(metrics: StoredRunMetrics) -> str:

@@ -1,7 +1,9 @@
 """The session as markdown (server/transcript_markdown.py), in process: a whole document as expected; hostile
 text (headings, fences, HTML, list markers, tables, control characters, NUL) parsed back by a CommonMark
 parser as the literal text it was, never as structure; fences and code spans no backtick run can close;
-long tool results cut with a note; runs numbered after the earlier runs left out."""
+long tool results cut with a note; runs numbered after the earlier runs left out; a team's member runs
+labelled as the leader's requests (never the user's), a workflow run's steps, attachments as references
+(never their bytes) and what a paused run waits for."""
 
 import json
 from typing import Any
@@ -10,6 +12,8 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from mcp_server_sessions.server.transcript_markdown import RESULT_CHARS, session_markdown
+from mcp_server_sessions.store import models
+from mcp_server_sessions.store.attachments import AttachmentRecord
 from mcp_server_sessions.store.models import Session, SessionMetrics, SessionSummary, StoredRunMetrics, ToolCall
 from mcp_server_sessions.store.records import RecordedMessage, RunRecord, SessionRecord
 
@@ -241,3 +245,128 @@ def test_a_session_without_runs_says_so() -> None:
 def test_earlier_runs_left_out_of_an_empty_tail_are_not_called_no_runs() -> None:
     text = session_markdown(SessionRecord(session=session(run_count=4, name="Empty"), runs=[]), earlier_runs=4)
     assert texts(text) == ["Empty", *FACTS, "Runs: 4", "Runs", "4 earlier runs not shown here."]
+
+
+def test_a_team_session_labels_member_runs_as_the_leaders_requests() -> None:
+    leader = run("L1", input="Find fjord tours", content="Here are three.", agent_id="lead")
+    member = run("M1", input="Search tours near Bergen", content="Found three.", parent_run_id="L1")
+    member.agent_id = "researcher"
+    anonymous = run("M2", input="Check prices", content="All under 100.", parent_run_id="L1")
+    record = SessionRecord(
+        session=session(session_type="team", team_id="planners", agent_id="lead", run_count=3),
+        runs=[leader, member, anonymous],
+    )
+    text = session_markdown(record)
+    assert texts(text) == [
+        "Fjords",
+        *FACTS[:2],
+        "Type: team",
+        "Agent: lead",
+        "Team: planners",
+        *FACTS[2:],
+        "Runs: 3",
+        "Runs",
+        "Run 1 · agent lead",
+        "L1 · 2025-03-04 05:06:07 UTC",
+        "User:",
+        "Find fjord tours",
+        "Assistant:",
+        "Here are three.",
+        "Run 2 · member run of agent researcher for run L1",
+        "M1 · 2025-03-04 05:06:07 UTC",
+        "Asked by the leader:",
+        "Search tours near Bergen",
+        "Member's answer:",
+        "Found three.",
+        "Run 3 · member run for run L1",
+        "M2 · 2025-03-04 05:06:07 UTC",
+        "Asked by the leader:",
+        "Check prices",
+        "Member's answer:",
+        "All under 100.",
+    ]
+    assert text.count("**User:**\n") == 1 and text.count("**Assistant:**") == 1  # the leader's run only
+    assert "### Run 2 · member run of agent `researcher` for run `L1`" in text
+
+
+def test_a_workflow_run_lists_its_steps_cut_like_tool_results() -> None:
+    steps = [
+        models.WorkflowStep(name="fetch", input={"city": "Bergen"}, output="x" * (RESULT_CHARS + 10), duration_ms=1500),
+        models.WorkflowStep(name="rank `best`", status="skipped"),
+        models.WorkflowStep(name="write", input=HOSTILE, output=["a", 1], status="error"),
+    ]
+    record = SessionRecord(
+        session=session(session_type="workflow", workflow_id="tour-builder"), runs=[run(steps=steps)]
+    )
+    text = session_markdown(record)
+    shown = texts(text)
+    assert shown[3:5] == ["Type: workflow", "Workflow: tour-builder"]
+    assert [line for line in shown if line.startswith("Step")] == [
+        "Step fetch · completed · 1.5 s",
+        "Step rank `best` · skipped",
+        "Step write · error",
+    ]
+    assert fences(text) == [
+        ("json", json.dumps({"city": "Bergen"}, indent=2) + "\n"),
+        ("text", "x" * RESULT_CHARS + "\n"),
+        ("text", HOSTILE_SHOWN.replace("\u00a0", " ") + "\n"),  # a fence keeps the indentation as it is
+        ("json", json.dumps(["a", 1], indent=2) + "\n"),
+    ]
+    assert f"Cut to the first 2,000 of {RESULT_CHARS + 10:,} characters." in shown
+    assert shown.count("Input:") == 2 and shown.count("Output:") == 2
+
+
+def test_attachments_are_listed_as_references_never_bytes() -> None:
+    uri = "session://trip/attachments/{}"
+    attachments = [
+        AttachmentRecord(
+            attachment_id="a1",
+            type="image",
+            mime_type="image/png",
+            name="map <1>.png",
+            size=2048,
+            url=None,
+            uri=uri.format("a1"),
+            data="iVBORw0KGgoSECRETBYTES",
+        ),
+        AttachmentRecord(
+            attachment_id="a2",
+            type="file",
+            mime_type="application/pdf",
+            name=None,
+            size=0,
+            url="https://example.com/guide.pdf",
+            uri=uri.format("a2"),
+        ),
+    ]
+    text = session_markdown(SessionRecord(session=session(), runs=[run(attachments=attachments)]))
+    assert "SECRETBYTES" not in text and "iVBOR" not in text
+    items = texts(text)[texts(text).index("Attachments:") + 1 :][:2]
+    assert items == [
+        "image · image/png · map <1>.png · 2,048 bytes · session://trip/attachments/a1",
+        "file · application/pdf · url https://example.com/guide.pdf · session://trip/attachments/a2",
+    ]
+    assert "link_open" not in token_types(text) and "html_inline" not in token_types(text)
+
+
+def test_a_paused_run_shows_what_it_waits_for() -> None:
+    requirements = [
+        models.Requirement(tool_call_id="toolu_9", tool_name="confirm_booking", arguments={"tour": "```fjord```"}),
+        models.Requirement(tool_call_id="toolu_10", tool_name="ask_user"),
+    ]
+    paused = run("run-2", status="paused", content=None, requirements=requirements)
+    record = SessionRecord(session=session(run_count=2, paused_run_ids=["run-2"]), runs=[run(), paused])
+    text = session_markdown(record)
+    shown = texts(text)
+    assert "Paused runs waiting: run-2" in shown
+    assert shown[shown.index("Run 2") :] == [
+        "Run 2",
+        "run-2 · 2025-03-04 05:06:07 UTC",
+        "User:",
+        "Plan a trip",
+        "Waiting for confirm_booking · call toolu_9",
+        "Arguments:",
+        "Waiting for ask_user · call toolu_10",
+        "Status: paused",
+    ]
+    assert fences(text) == [("json", json.dumps({"tour": "```fjord```"}, indent=2) + "\n")]
