@@ -140,7 +140,7 @@ async def bounded_transcript(
     """
     window = min(FIRST_WINDOW, most_runs)
     while True:
-        record = await sessions.session_record(session_id, last_runs=window)
+        record = await sessions.session_record(session_id, last_runs=window, with_bytes=False)  # references only
         markdown, kept = fit_last_runs(record, budget_bytes)
         if kept < len(record.runs) or len(record.runs) < window or window == most_runs:
             return markdown

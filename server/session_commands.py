@@ -110,7 +110,8 @@ def show_command(argv: list[str]) -> None:
         "--format",
         choices=("text", "markdown", "json"),
         default="text",
-        help="text for the terminal (default), markdown to paste into a document, json: the whole record",
+        help="text for the terminal (default), markdown to paste into a document, json: the whole record "
+        "(as export writes it, attachments' bytes included)",
     )
     args = parser.parse_args(argv)
     settings = _settings(parser, args)
@@ -118,7 +119,8 @@ def show_command(argv: list[str]) -> None:
 
     async def read(store: SessionStore) -> SessionRecord | None:
         with contextlib.suppress(SessionNotFound):
-            return await store.for_user(settings.user).session_record(session_id)
+            # Only json shows the bytes of attachments (as export holds them); text and markdown name them.
+            return await store.for_user(settings.user).session_record(session_id, with_bytes=args.format == "json")
         return None
 
     record = with_store(settings, read)

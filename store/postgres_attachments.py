@@ -95,13 +95,14 @@ async def content(
 
 
 async def records(
-    conn: "Conn", session_pk: int, session_id: str, first_run_pk: int
+    conn: "Conn", session_pk: int, session_id: str, first_run_pk: int, *, with_bytes: bool
 ) -> dict[int, list[AttachmentRecord]]:
-    """The attachments of the session's runs from pk `first_run_pk` on, with their bytes in base64, by run pk."""
+    """The attachments of the session's runs from pk `first_run_pk` on, by run pk: with their bytes in
+    base64 if `with_bytes`, else as references (no `data`; the bytes are not read)."""
     by_run: dict[int, list[AttachmentRecord]] = {}
     rows = await conn.fetch(
-        f"SELECT a.run_pk, {_REF_COLUMNS}, a.data FROM attachments a WHERE a.session_pk = $1 AND a.run_pk >= $2 "
-        "ORDER BY a.run_pk, a.pk",
+        f"SELECT a.run_pk, {_REF_COLUMNS}, {'a.data' if with_bytes else 'NULL::bytea AS data'} FROM attachments a "
+        "WHERE a.session_pk = $1 AND a.run_pk >= $2 ORDER BY a.run_pk, a.pk",
         session_pk,
         first_run_pk,
     )

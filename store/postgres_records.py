@@ -59,7 +59,7 @@ async def _record(conn: "Conn", *, where: str, params: tuple[object, ...]) -> Se
     if row is None:
         return None
     session = row_to_session(row, row["user_id"])
-    return SessionRecord(session=session, runs=await _runs(conn, row["pk"], session.session_id, 0))
+    return SessionRecord(session=session, runs=await _runs(conn, row["pk"], session.session_id, 0, with_bytes=True))
 
 
 def _where(scope: ExportFilter) -> tuple[str, list[object]]:
@@ -75,13 +75,19 @@ def _where(scope: ExportFilter) -> tuple[str, list[object]]:
     return " AND ".join(clauses), params
 
 
-async def session_record(conn: "Conn", session: OwnedSession, user_id: str, last_runs: int | None) -> SessionRecord:
+async def session_record(
+    conn: "Conn", session: OwnedSession, user_id: str, last_runs: int | None, *, with_bytes: bool
+) -> SessionRecord:
     """The user's session as a record, with every run or only its last `last_runs`, read inside the
-    caller's (read-only, repeatable read) transaction."""
+    caller's (read-only, repeatable read) transaction; its attachments with their bytes only if `with_bytes`."""
     row = await conn.fetchrow(f"SELECT {COLUMNS} FROM sessions s WHERE s.pk = $1", session.session_pk)
     assert row is not None  # found in this transaction, whose snapshot keeps it
     first_run_pk = await _first_run_pk(conn, session.session_pk, last_runs)
-    runs = [] if first_run_pk is None else await _runs(conn, session.session_pk, session.session_id, first_run_pk)
+    runs = (
+        []
+        if first_run_pk is None
+        else await _runs(conn, session.session_pk, session.session_id, first_run_pk, with_bytes=with_bytes)
+    )
     return SessionRecord(session=row_to_session(row, user_id), runs=runs)
 
 
@@ -97,8 +103,11 @@ async def _first_run_pk(conn: "Conn", session_pk: int, last_runs: int | None) ->
     return 0 if first is None else int(first)
 
 
-async def _runs(conn: "Conn", session_pk: int, session_id: str, first_run_pk: int) -> list[RunRecord]:
-    """The session's runs from pk `first_run_pk` on, oldest first, with their messages, tool calls and attachments."""
+async def _runs(
+    conn: "Conn", session_pk: int, session_id: str, first_run_pk: int, *, with_bytes: bool
+) -> list[RunRecord]:
+    """The session's runs from pk `first_run_pk` on, oldest first, with their messages, tool calls and
+    attachments (with their bytes only if `with_bytes`)."""
     rows = await conn.fetch(
         "SELECT * FROM runs WHERE session_pk = $1 AND pk >= $2 ORDER BY pk", session_pk, first_run_pk
     )
@@ -128,7 +137,7 @@ async def _runs(conn: "Conn", session_pk: int, session_id: str, first_run_pk: in
     calls_by_run: dict[int, list[ToolCall]] = {}
     for call in calls:
         calls_by_run.setdefault(call["run_pk"], []).append(row_to_tool_call(call, run_ids[call["run_pk"]]))
-    media = await postgres_attachments.records(conn, session_pk, session_id, first_run_pk)
+    media = await postgres_attachments.records(conn, session_pk, session_id, first_run_pk, with_bytes=with_bytes)
     return [
         RunRecord(
             **dict(row_to_run(row, session_id, calls_by_run.get(row["pk"], [])))

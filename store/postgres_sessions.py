@@ -174,12 +174,14 @@ class PostgresUserSessions:
 
         return await self._parts.db.run(body)
 
-    async def session_record(self, session_id: str, *, last_runs: int | None = None) -> SessionRecord:
+    async def session_record(
+        self, session_id: str, *, last_runs: int | None = None, with_bytes: bool = False
+    ) -> SessionRecord:
         last_runs = runs_to_read(last_runs)
 
         async def body(conn: "Conn") -> SessionRecord:
             session = await self._session(conn, session_id)
-            return await records.session_record(conn, session, self._user_id, last_runs)
+            return await records.session_record(conn, session, self._user_id, last_runs, with_bytes=with_bytes)
 
         return await self._parts.db.run(body, write=False)
 

@@ -224,9 +224,14 @@ class UserSessions(Protocol):
     async def set_summary(self, session_id: str, summary: SessionSummary) -> Session:
         """Store the session summary. Raises SessionNotFound."""
 
-    async def session_record(self, session_id: str, *, last_runs: int | None = None) -> SessionRecord:
+    async def session_record(
+        self, session_id: str, *, last_runs: int | None = None, with_bytes: bool = False
+    ) -> SessionRecord:
         """The session whole, as `SessionStore.export_sessions` gives it (every run with its messages and
         tool calls, oldest first), or with only its last `last_runs` runs; read in one snapshot.
+
+        Each attachment comes back as its reference, with no `data`, unless `with_bytes` asks for its bytes
+        in base64 as an export holds them (up to 16 MiB a run: only for a caller that writes them out).
 
         Raises SessionNotFound.
         """

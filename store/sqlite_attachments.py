@@ -79,13 +79,14 @@ def content(
 
 
 def records(
-    raw: sqlite3.Connection, session_pk: int, session_id: str, first_run_pk: int
+    raw: sqlite3.Connection, session_pk: int, session_id: str, first_run_pk: int, *, with_bytes: bool
 ) -> dict[int, list[AttachmentRecord]]:
-    """The attachments of the session's runs from pk `first_run_pk` on, with their bytes in base64, by run pk."""
+    """The attachments of the session's runs from pk `first_run_pk` on, by run pk: with their bytes in
+    base64 if `with_bytes`, else as references (no `data`; the bytes are not read)."""
     by_run: dict[int, list[AttachmentRecord]] = {}
     rows = raw.execute(
-        f"SELECT a.run_pk, {_REF_COLUMNS}, a.data FROM attachments a WHERE a.session_pk = ? AND a.run_pk >= ? "
-        "ORDER BY a.run_pk, a.pk",
+        f"SELECT a.run_pk, {_REF_COLUMNS}, {'a.data' if with_bytes else 'NULL AS data'} FROM attachments a "
+        "WHERE a.session_pk = ? AND a.run_pk >= ? ORDER BY a.run_pk, a.pk",
         (session_pk, first_run_pk),
     )
     for row in rows:

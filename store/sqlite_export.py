@@ -79,17 +79,21 @@ def _record(raw: sqlite3.Connection, *, where: str, params: tuple[object, ...]) 
     if row is None:
         return None
     session = row_to_session(row, row["user_id"])
-    return SessionRecord(session=session, runs=_runs(raw, row["pk"], session.session_id, 0))
+    return SessionRecord(session=session, runs=_runs(raw, row["pk"], session.session_id, 0, with_bytes=True))
 
 
 def session_record(
-    raw: sqlite3.Connection, session: OwnedSession, user_id: str, last_runs: int | None
+    raw: sqlite3.Connection, session: OwnedSession, user_id: str, last_runs: int | None, *, with_bytes: bool
 ) -> SessionRecord:
     """The user's session as a record, with every run or only its last `last_runs`, read inside the
-    caller's read transaction."""
+    caller's read transaction; its attachments with their bytes only if `with_bytes`."""
     row = raw.execute(f"SELECT {_SELECT_SESSION} FROM sessions s WHERE s.pk = ?", (session.session_pk,)).fetchone()
     first_run_pk = _first_run_pk(raw, session.session_pk, last_runs)
-    runs = [] if first_run_pk is None else _runs(raw, session.session_pk, session.session_id, first_run_pk)
+    runs = (
+        []
+        if first_run_pk is None
+        else _runs(raw, session.session_pk, session.session_id, first_run_pk, with_bytes=with_bytes)
+    )
     return SessionRecord(session=row_to_session(row, user_id), runs=runs)
 
 
@@ -105,8 +109,11 @@ def _first_run_pk(raw: sqlite3.Connection, session_pk: int, last_runs: int | Non
     return 0 if row is None else int(row[0])
 
 
-def _runs(raw: sqlite3.Connection, session_pk: int, session_id: str, first_run_pk: int) -> list[RunRecord]:
-    """The session's runs from pk `first_run_pk` on, oldest first, with their messages, tool calls and attachments."""
+def _runs(
+    raw: sqlite3.Connection, session_pk: int, session_id: str, first_run_pk: int, *, with_bytes: bool
+) -> list[RunRecord]:
+    """The session's runs from pk `first_run_pk` on, oldest first, with their messages, tool calls and
+    attachments (with their bytes only if `with_bytes`)."""
     messages = {
         run_pk: [_message(row) for row in rows]
         for run_pk, rows in groupby(
@@ -128,7 +135,7 @@ def _runs(raw: sqlite3.Connection, session_pk: int, session_id: str, first_run_p
             key=lambda row: row["run_pk"],
         )
     }
-    media = sqlite_attachments.records(raw, session_pk, session_id, first_run_pk)
+    media = sqlite_attachments.records(raw, session_pk, session_id, first_run_pk, with_bytes=with_bytes)
     records = []
     for row in raw.execute(
         "SELECT * FROM runs WHERE session_pk = ? AND pk >= ? ORDER BY pk", (session_pk, first_run_pk)

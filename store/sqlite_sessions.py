@@ -184,11 +184,14 @@ class SqliteUserSessions:
 
         return await self._parts.writer.run(write(body))
 
-    async def session_record(self, session_id: str, *, last_runs: int | None = None) -> SessionRecord:
+    async def session_record(
+        self, session_id: str, *, last_runs: int | None = None, with_bytes: bool = False
+    ) -> SessionRecord:
         last_runs = runs_to_read(last_runs)
 
         def body(raw: sqlite3.Connection) -> SessionRecord:
-            return sqlite_export.session_record(raw, self._session(raw, session_id), self._user_id, last_runs)
+            session = self._session(raw, session_id)
+            return sqlite_export.session_record(raw, session, self._user_id, last_runs, with_bytes=with_bytes)
 
         return await self._parts.reader.run(read(body))
 

@@ -543,3 +543,29 @@ async def test_a_record_naming_one_attachment_id_on_two_runs_is_refused_in_the_c
         await store.import_session(record)
     assert str(refused.value) == sentence
     assert [record.session.session_id async for record in store.export_sessions(user_id="alice")] == ["trip"]
+
+
+BIG_PNG = PNG + bytes(4 * 1024 * 1024)
+"""A 4 MiB image: about 5.6 MB in base64."""
+
+
+async def test_a_session_record_holds_references_unless_asked_for_the_bytes(store: Any) -> None:
+    alice = store.for_user("alice")
+    media = [
+        NewAttachment(type="image", mime_type="image/png", data=b64(BIG_PNG), name="big.png"),
+        NewAttachment(type="file", mime_type="application/pdf", url="https://example.com/plan.pdf"),
+    ]
+    run = NewRun.recorded("see", "seen", run_id="r1").model_copy(update={"attachments": media})
+    await alice.append_run("trip", run)
+    light = await alice.session_record("trip")
+    [big, link] = light.runs[0].attachments
+    assert (big.data, big.size, big.name, link.data, link.url) == (None, len(BIG_PNG), "big.png", None, media[1].url)
+    assert big.uri == f"session://trip/attachments/{big.attachment_id}"
+    assert len(light.model_dump_json()) < 10_000  # the 5.6 MB of base64 are not read
+    assert (await alice.session_record("trip", last_runs=1)) == light
+    whole = await alice.session_record("trip", with_bytes=True)
+    assert [a.data for a in whole.runs[0].attachments] == [b64(BIG_PNG), None]
+    without_data = [a.model_copy(update={"data": None}) for a in whole.runs[0].attachments]
+    assert whole.runs[0].model_copy(update={"attachments": without_data}) == light.runs[0]
+    [exported] = [record async for record in store.export_sessions(user_id="alice")]
+    assert exported == whole  # the export keeps the bytes

@@ -3,8 +3,10 @@ over HTTP: `session://{session_id}` reads a session as markdown, resources/list 
 most recently updated first, a long session is bounded, `resume_session` hands its summary, state and last
 runs to a host's model, and another user's session reads exactly like a missing one."""
 
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import pytest
@@ -28,7 +30,15 @@ from mcp.types import (
 from mcp_server_sessions.server.app import build_server
 from mcp_server_sessions.server.settings import Settings
 from mcp_server_sessions.server.transcript_markdown import session_markdown
-from mcp_server_sessions.store import AgentConfig, NewRun, SessionStore, SessionSummary
+from mcp_server_sessions.store import (
+    AgentConfig,
+    NewRun,
+    SessionStore,
+    SessionSummary,
+    postgres_attachments,
+    sqlite_attachments,
+)
+from mcp_server_sessions.store.attachments import NewAttachment
 from mcp_server_sessions.store.limits import RESULT_BUDGET_BYTES
 from mcp_server_sessions.store.models import NewToolCall, RunMetrics
 from tests.helpers import call_ok
@@ -217,6 +227,26 @@ async def test_another_users_session_reads_exactly_like_a_missing_one(
     assert completed.completion.values == ["s1"]
     assert bobs_s1 == await markdown_of(store, "bob", "s1") and "bob in s1" in bobs_s1
     assert alices_s1 == await markdown_of(store, "alice", "s1") and "bob" not in alices_s1
+
+
+async def test_reading_a_session_or_resuming_it_never_reads_an_attachments_bytes(
+    client: Client, store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = b"\x89PNG\r\n\x1a\n" + bytes(4 * 1024 * 1024)
+    media = [NewAttachment(type="image", mime_type="image/png", data=base64.b64encode(big).decode(), name="map.png")]
+    run = NewRun.recorded("Here is the map", "Got it.", run_id="r1").model_copy(update={"attachments": media})
+    await store.for_user("alice").append_run("trip", run)
+
+    def refused(data: bytes) -> bytes:
+        raise AssertionError(f"{len(data):,} bytes of an attachment were read and encoded")
+
+    for module in (sqlite_attachments, postgres_attachments):  # where a record's attachment bytes are encoded
+        monkeypatch.setattr(module, "base64", SimpleNamespace(b64encode=refused))
+    with anyio.fail_after(TIMEOUT):
+        text = await read_text(client, "session://trip")
+        prompt = await prompt_text(client, {"session_id": "trip"})
+    assert text == await markdown_of(store, "alice", "trip")
+    assert "map.png" in text and "map.png" in prompt and len(text) < 10_000 and len(prompt) < 10_000
 
 
 async def test_a_malformed_or_unknown_uri_is_one_sentence(client: Client) -> None:
