@@ -402,6 +402,7 @@ def refused_arguments(prefix: str) -> list[tuple[str, dict[str, Any]]]:
         ("get_session", {"session_id": secret}),
         ("update_session", {"session_id": secret, "name": "stolen", "state": {}, "merge_state": False}),
         ("delete_session", {"session_id": secret}),
+        ("fork_session", {"session_id": secret}),
         ("run", {"message": "hello", "session_id": secret}),
         ("run", {"message": "hello"}),
         ("summarize_session", {"session_id": secret}),

@@ -65,8 +65,17 @@ def test_the_ts_client_lists_every_tool_with_an_output_schema_and_closed_inputs(
 
 def test_every_store_tool_returns_what_its_output_schema_promises(summary: dict[str, Any]) -> None:
     """Each call below passed the TS client's own check of structuredContent against the output schema."""
-    assert {call["tool"] for call in summary["calls"]} == set(ALL_TOOLS) - {"run", "summarize_session"}
-    recorded, plain = structured(summary, "record_run")
+    # run, summarize_session and continue_run call the model; cancel_run needs a paused run, which only run makes
+    model_or_paused = {"run", "summarize_session", "continue_run", "cancel_run"}
+    assert {call["tool"] for call in summary["calls"]} == set(ALL_TOOLS) - model_or_paused
+    recorded, plain, member = structured(summary, "record_run")
+    assert (member["parent_run_id"], member["agent_id"], member["steps"][0]["name"]) == (
+        "ts-run-1",
+        "researcher",
+        "fetch",
+    )
+    assert member["attachments"][0]["mime_type"] == "image/png" and member["attachments"][0]["size"] == 70
+    assert structured(summary, "fork_session")[0]["metadata"]["forked_from"]["session_id"] == "ts1"
     assert [call["tool_name"] for call in recorded["tool_calls"]] == ["weather", "clock"]
     assert recorded["tool_calls"][0]["result"] == {"temp": 21} and recorded["tool_calls"][1]["is_error"] is True
     assert recorded["metrics"]["input_tokens"] == 10 and plain["metrics"]["input_tokens"] is None

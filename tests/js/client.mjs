@@ -12,6 +12,7 @@ const transport = new StdioClientTransport({
 });
 const client = new Client({ name: "ts-client-test", version: "1.0.0" });
 const summary = { tools: [], calls: [], errors: [], rejectsWrongShape: null };
+const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="; // 1x1
 
 async function ok(name, args) {
   const result = await client.callTool({ name, arguments: args }); // throws if the result breaks the schema
@@ -47,6 +48,16 @@ try {
     metrics: { input_tokens: 10, output_tokens: 5, total_tokens: 15, duration_ms: 300, model: "claude-x" },
   });
   await ok("record_run", { session_id: "ts2", input: "hello", output: "hi" }); // no metrics: nulls in the result
+  // a member run with workflow steps and an image: the newer Run fields, checked against the output schema
+  await ok("record_run", {
+    session_id: "ts1",
+    input: "Look it up",
+    output: "Found it.",
+    parent_run_id: "ts-run-1",
+    agent_id: "researcher",
+    steps: [{ name: "fetch", input: { q: "Paris" }, output: "21 degrees", status: "completed", duration_ms: 3.5 }],
+    attachments: [{ type: "image", mime_type: "image/png", data: PNG, name: "dot.png" }],
+  });
   await ok("get_chat_history", { session_id: "ts1", include_tool_messages: true });
   await ok("get_tool_call_history", { session_id: "ts1" });
   await ok("search_previous_sessions", { query: "weather Paris" });
@@ -55,6 +66,7 @@ try {
   await ok("get_session", { session_id: "ts1" });
   await ok("get_session", { session_id: "ts2" }); // null name, agent and summary
   await ok("update_session", { session_id: "ts1", name: "Renamed", state: { step: 2 } });
+  await ok("fork_session", { session_id: "ts1", new_session_id: "ts1-fork" });
   await ok("delete_session", { session_id: "ts2" });
 
   await error("get_session", { session_id: "ts2" });
