@@ -17,7 +17,15 @@ from . import postgres_runs as runs
 from . import postgres_session_table as sessions
 from .models import Run
 from .postgres_session_table import OwnedSession
-from .sqlite_paused import CANCELLED_PAUSED, PausedRun, check_answers, delta_tokens, not_paused, run_not_found
+from .sqlite_paused import (
+    CANCELLED_PAUSED,
+    PausedRun,
+    check_answers,
+    delta_tokens,
+    not_paused,
+    run_not_found,
+    unclaims,
+)
 from .sqlite_rows import PreparedRun
 
 if TYPE_CHECKING:
@@ -73,7 +81,8 @@ async def cancel(conn: "Conn", user_pk: int | None, run_id: str, moment: datetim
 
 async def finish_continued(conn: "Conn", session: OwnedSession, run: PreparedRun, moment: datetime) -> tuple[Run, bool]:
     """The claimed run completed in place by its continuation: its outcome replaced, its new messages
-    and tool calls added after its own; False (nothing written) when it is no longer `running`."""
+    and tool calls added after its own; False (nothing written) when it is no longer `running`. A
+    continuation that produced nothing (`unclaims`) only turns it back `paused`, as sqlite_paused.py does."""
     row = await conn.fetchrow(
         "SELECT pk, metrics FROM runs WHERE session_pk = $1 AND run_id = $2 FOR UPDATE",
         session.session_pk,
@@ -81,5 +90,12 @@ async def finish_continued(conn: "Conn", session: OwnedSession, run: PreparedRun
     )
     if row is None:
         raise run_not_found(run.run_id)
+    if unclaims(run):
+        released = await conn.fetchval(
+            "UPDATE runs SET status = 'paused', lease_expires_at = NULL WHERE pk = $1 AND status = 'running' "
+            "RETURNING 1",
+            row["pk"],
+        )
+        return await runs.load_run(conn, row["pk"], session.session_id), released is not None
     _, stored = await runs.append(conn, session, replace(run, tokens=delta_tokens(run, row["metrics"])), True, moment)
     return await runs.load_run(conn, row["pk"], session.session_id), stored

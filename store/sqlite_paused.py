@@ -135,12 +135,27 @@ def cancel(raw: sqlite3.Connection, user_pk: int | None, run_id: str, now: str) 
     return load_run(raw, run_pk, session_id)
 
 
+def unclaims(run: PreparedRun) -> bool:
+    """A continuation's record saying it produced nothing: `paused` without a resume state (a run that
+    pauses again always has one), so its run goes back to `paused` as it was."""
+    return run.status == "paused" and run.resume is None
+
+
 def finish_continued(raw: sqlite3.Connection, session: OwnedSession, run: PreparedRun, now: str) -> tuple[Run, bool]:
     """The claimed run completed in place by its continuation: its outcome replaced, its new messages
-    and tool calls added after its own; False (nothing written) when it is no longer `running`."""
+    and tool calls added after its own; False (nothing written) when it is no longer `running`. A
+    continuation that produced nothing (`unclaims`) only turns it back `paused`, its requirements and
+    resume state as they were."""
     row = raw.execute(
-        "SELECT metrics FROM runs WHERE session_pk = ? AND run_id = ?", (session.session_pk, run.run_id)
+        "SELECT pk, metrics FROM runs WHERE session_pk = ? AND run_id = ?", (session.session_pk, run.run_id)
     ).fetchone()
     if row is None:
         raise run_not_found(run.run_id)
+    if unclaims(run):
+        released = raw.execute(
+            "UPDATE runs SET status = 'paused', owner = NULL, lease_expires_at = NULL "
+            "WHERE pk = ? AND status = 'running'",
+            (row["pk"],),
+        ).rowcount
+        return load_run(raw, row["pk"], session.session_id), released > 0
     return runs.append(raw, session, replace(run, tokens=delta_tokens(run, row["metrics"])), True, now)

@@ -4,7 +4,8 @@ The run is claimed in the store first (paused -> running with a lease, in one co
 of two concurrent continuations exactly one goes on), after the store has checked that the results
 answer exactly what the run waits for. The turn then goes on from the stored resume state as any
 turn does: it may complete, pause again, fail or be cancelled, and its new messages and tool calls
-are added to the run's when it ends.
+are added to the run's when it ends. Failing or cancelled before any model call of it has answered,
+it puts the run back to `paused` as it was (turn.py), so the same continue_run can be sent again.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ async def continue_turn(
     answered = client_answers(state, claimed.run.requirements, answers)
     transcript.tool_calls.extend(answered.calls)
     turn.answer(answered.results, answered.tool_names)
+    turn.retry_from = len(transcript.messages)  # failing before a model call answers, the run is paused again
     return await turn.carry_on()
 
 

@@ -117,6 +117,11 @@ class Transcript:
             attachments=[] if self.continued else self.attachments,
         )
 
+    def unclaimed(self) -> NewRun:
+        """A continuation that produced nothing: its run to go back to `paused` as it was, its stored
+        requirements and resume state kept (a `paused` record with no resume state says so to the store)."""
+        return NewRun(run_id=self.run_id, input=self.message, content=None, status="paused", messages=[])
+
     def _metrics(self) -> RunMetrics:
         # absurd usage must not lose the run: each count is capped where the store caps it
         input_tokens, output_tokens = min(self.tokens.input, MAX_TOKENS), min(self.tokens.output, MAX_TOKENS)

@@ -5,7 +5,9 @@ The run row is committed `running` first (so a crash leaves a trace the next sta
 produced (messages, tool calls, metrics, final status) is committed together at the end, whether it
 completed, paused, failed or was cancelled. A reply that calls a client tool pauses the turn: the
 server's own tool uses of that reply are run, and the run is stored `paused` with what it waits for
-and what continuing it needs (paused.py); continuation.py carries it on later.
+and what continuing it needs (paused.py); continuation.py carries it on later. A continuation that
+fails or is cancelled before any model call of it has answered puts the run back to `paused` as it
+was, so the same continue_run can be sent again.
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ class ModelCall:
     tools: list[ToolParam]
 
 
+def _cause(error: ModelError) -> str:
+    """What failed, without the advice after it (`explain_model_error` words it `cause; advice.`)."""
+    return str(error).split(";")[0].rstrip(".")
+
+
 async def run_turn(
     sessions: UserSessions,
     gateway: ModelGateway,
@@ -106,6 +113,9 @@ class Turn:
     lease_s: float
     """How long the run's lease lasts; it is renewed every third of that while the turn goes on."""
     client_tools: list[ClientTool] = field(default_factory=list)
+    retry_from: int | None = None
+    """A continuation: how many messages its transcript held before its first model call. Failing or
+    cancelled with no more than these, it has produced nothing new and the run goes back to `paused`."""
 
     @property
     def client_tool_names(self) -> set[str]:
@@ -173,14 +183,35 @@ class Turn:
             await self.finish("error", message)
             raise ModelError(message)
         except anyio.get_cancelled_exc_class():
-            await self.finish("cancelled", CANCELLED)
+            if not await self.paused_again():
+                await self.finish("cancelled", CANCELLED)
             raise
         except (ModelError, StoreError):
             raise
         except Exception as exc:
             error = explain_model_error(exc)
+            if await self.paused_again():
+                raise ModelError(
+                    f"{_cause(error)}, so run {run_id!r} is still paused with the same requirements; "
+                    "send the same continue_run again in a moment."
+                ) from exc
             await self.finish("error", str(error))
+            if self.transcript.continued:  # its earlier part is stored: there is nothing left to retry
+                raise ModelError(
+                    f"{_cause(error)} after the continuation of run {run_id!r} had produced new output, so the "
+                    "run was stored with status error and cannot be continued again; start a new run."
+                ) from exc
             raise ModelError(f"{str(error)[:-1]} (run {run_id!r} was stored with status error).") from exc
+
+    async def paused_again(self) -> bool:
+        """A continuation that has produced nothing new: its run back to `paused` as it was, its
+        requirements and resume state untouched (shielded); False when it did produce something, or
+        the run is no longer `running` in the store."""
+        if self.retry_from is None or len(self.transcript.messages) > self.retry_from:
+            return False
+        with anyio.CancelScope(shield=True):
+            _, released = await self.sessions.finish_continued_run(self.session_id, self.transcript.unclaimed())
+        return released
 
     async def converse(self) -> Outcome:
         """Model calls, each followed by the tool uses it asks for, until the model answers, calls a
