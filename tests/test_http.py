@@ -42,7 +42,7 @@ from tests.test_isolation import BAD_CURSOR
 from tests.test_stdio import server_script
 
 TIMEOUT = 60  # seconds for a block of calls; generous for a loaded 2-core machine
-ALL_TOOLS = {*STORE_TOOLS, "run", "summarize_session"}
+ALL_TOOLS = {*STORE_TOOLS, "cancel_run", "run", "summarize_session", "continue_run"}
 
 
 @dataclass
@@ -403,6 +403,8 @@ def refused_arguments(prefix: str) -> list[tuple[str, dict[str, Any]]]:
         ("update_session", {"session_id": secret, "name": "stolen", "state": {}, "merge_state": False}),
         ("delete_session", {"session_id": secret}),
         ("fork_session", {"session_id": secret}),
+        ("cancel_run", {"run_id": "r1"}),
+        ("continue_run", {"run_id": "r1", "tool_results": [{"tool_call_id": "t1", "result": "ok"}]}),
         ("run", {"message": "hello", "session_id": secret}),
         ("run", {"message": "hello"}),
         ("summarize_session", {"session_id": secret}),
