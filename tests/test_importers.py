@@ -4,7 +4,8 @@ tests/data/expected/, each passing the store's own checks, then the installed co
 Agno files are written by the real agno package (tests/data/agno_sessions.py): by its own SqliteDb (3.x),
 and in the 2.x layout (the runs in a column of twice-encoded JSON). Claude Code transcripts are the
 realistic samples in tests/data/claude_code/ and the odd entries of tests/data/claude_code_odd/. A grown
-transcript imported again adds only its new turns; a file of the wrong kind is one sentence and nothing
+transcript imported again adds only its new turns; a last turn still in progress is left out until it
+completes, so importing it later adds it whole; a file of the wrong kind is one sentence and nothing
 is imported."""
 
 import hashlib
@@ -232,6 +233,39 @@ async def test_a_grown_transcript_imported_again_adds_only_its_new_turns(session
     shutil.copyfile(WEATHER, transcript)
     assert imported(cli(tmp_path, *command)) == outcome(1, 1, merged=1)
     assert await stored(sessions_db) == expected("claude_code")[:1]
+
+
+@pytest.mark.parametrize(
+    ("cut", "settled"),
+    [(9, 0), (18, 16), (19, 16)],
+    ids=["tool-result-of-the-first-turn", "tool-use-without-result", "no-answer-after-the-tool-result"],
+)
+async def test_a_last_turn_in_progress_comes_in_whole_once_it_completes(
+    sessions_db: str, tmp_path: Path, cut: int, settled: int
+) -> None:
+    """A transcript read while its last turn is still being answered (`cut` lines: a tool result with no
+    answer after it, a tool call waiting for its result) holds the turns before it only (`settled` lines'
+    worth, the session's fields theirs); the whole transcript imported after gives the same record as a
+    fresh import of it, the last turn whole rather than the cut version."""
+    project, settled_copy = tmp_path / "project", tmp_path / "settled" / WEATHER.name
+    project.mkdir()
+    settled_copy.parent.mkdir()
+    transcript = project / WEATHER.name
+    lines = WEATHER.read_text().splitlines(keepends=True)
+    transcript.write_text("".join(lines[:cut]))
+    settled_copy.write_text("".join(lines[:settled]))
+    assert checked(claude_code_records(transcript, "ada")) == checked(claude_code_records(settled_copy, "ada"))
+    command = ("import", str(project), "--from", "claude-code", "--db", sessions_db, "--user", "ada", "--json")
+    imported(cli(tmp_path, *command))
+    assert await stored(sessions_db) == checked(claude_code_records(settled_copy, "ada"))
+    shutil.copyfile(WEATHER, transcript)
+    assert imported(cli(tmp_path, *command)) == outcome(
+        1, 2 if settled == 0 else 1, **{"created" if settled == 0 else "merged": 1}
+    )
+    whole = checked(claude_code_records(WEATHER, "ada"))
+    assert await stored(sessions_db) == whole == expected("claude_code")[:1]
+    [record] = whole
+    assert [len(run["tool_calls"]) for run in record["runs"]] == [5, 1]
 
 
 @pytest.mark.sqlite_only

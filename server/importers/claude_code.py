@@ -15,6 +15,12 @@ What goes where:
   tool call (the result's text, is_error, the time between the two as its duration); the token usage
   of each model response is summed into the metrics (once per response, though Claude Code repeats it
   on each entry of a response), with the model of the last one.
+- The transcript's last turn while it is still in progress (it ends without a final answer: a tool
+  call waits for its result, the last response stopped to call tools, or no assistant text came after
+  the last tool result) is left out, with the session's run count, token totals and last update
+  describing the turns before it: it comes in whole with the import after it completes (a merge import
+  never rewrites a run it holds, so importing it cut short would keep it cut short). A turn that ended
+  otherwise (interrupted, an API error) is kept as it is.
 - Left out: sidechain entries (a subagent's own conversation; its report comes back as the result of
   the tool that started it), meta entries (caveats, hook feedback, a command's expanded prompt), local
   command output, a command that got no reply (/model, /clear ...), the compaction summary as a
@@ -112,6 +118,8 @@ class _Transcript:
         self.compaction: tuple[str, str] | None = None
         self.turns: list[Turn] = []
         self.open: OpenTurn | None = None
+        self.settled_time: str | None = None
+        """The last time before the open turn's prompt: the session's last update if that turn is left out."""
 
     def add(self, entry: dict[str, Any], number: int) -> None:
         kind, uuid = entry["type"], entry.get("uuid")
@@ -129,7 +137,7 @@ class _Transcript:
         if entry.get("isMeta") or entry.get("isVisibleInTranscriptOnly"):
             return
         self.first_time = self.first_time or time
-        self.last_time = max(self.last_time or time, time)
+        before, self.last_time = self.last_time, max(self.last_time or time, time)
         session_id = entry.get("sessionId")
         if isinstance(session_id, str) and session_id not in self.session_ids:
             self.session_ids.append(session_id)
@@ -140,9 +148,9 @@ class _Transcript:
             if self.open is not None:
                 self.open.reply(entry, message, time)
         else:
-            self._user(message, time, uuid if isinstance(uuid, str) else f"{self.file.name}:{number}")
+            self._user(message, time, uuid if isinstance(uuid, str) else f"{self.file.name}:{number}", before)
 
-    def _user(self, message: dict[str, Any], time: str, uuid: str) -> None:
+    def _user(self, message: dict[str, Any], time: str, uuid: str, before: str | None) -> None:
         content = message.get("content")
         results = [block for block in as_list(content) if as_object(block).get("type") == "tool_result"]
         if results:
@@ -162,6 +170,7 @@ class _Transcript:
             arguments = _COMMAND_ARGS.search(text)
             text = f"{command.group(1)} {arguments.group(1) if arguments else ''}".strip()
         self.open = OpenTurn(fitted_id(uuid, "run"), text, time, command=command is not None)
+        self.settled_time = before
 
     def _finish(self) -> None:
         if self.open is not None and (turn := self.open.turn()) is not None:
@@ -169,7 +178,10 @@ class _Transcript:
         self.open = None
 
     def record(self, user_id: str) -> SessionRecord | None:
-        """The transcript as a session of `user_id`; None if it holds no turn."""
+        """The transcript as a session of `user_id` (its last turn left out while in progress); None if it
+        holds no other turn."""
+        if self.open is not None and self.open.in_progress:
+            self.open, self.last_time = None, self.settled_time
         self._finish()
         if not self.turns or self.first_time is None or self.last_time is None:
             return None

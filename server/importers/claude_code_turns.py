@@ -59,6 +59,10 @@ class OpenTurn:
     model: str | None = None
     status: RunStatus = "completed"
     error: str | None = None
+    answered: bool = False
+    """An assistant text came after the last tool result (or, with no tool results, at all)."""
+    stop_reason: object = None
+    """How the last assistant entry of the turn stopped, as the entry says."""
 
     def reply(self, entry: dict[str, Any], message: dict[str, Any], time: str) -> None:
         """An assistant entry: a response's text and tool_use blocks, its usage and model."""
@@ -71,6 +75,7 @@ class OpenTurn:
             return
         if isinstance(model, str):
             self.model = model
+        self.stop_reason = message.get("stop_reason")
         if isinstance(message.get("usage"), dict):
             self.usage[str(response)] = message["usage"]
         content = message.get("content")
@@ -79,6 +84,7 @@ class OpenTurn:
             if block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"].strip():
                 if block["text"] not in self.texts[-1:]:  # an entry repeated as a response streamed
                     self.texts.append(block["text"])
+                self.answered = True
             elif block.get("type") == "tool_use" and isinstance(block.get("id"), str):
                 name = str(block.get("name") or "unknown")
                 self.calls.setdefault(block["id"], _Call(block["id"], name, block.get("input") or {}, time))
@@ -89,12 +95,23 @@ class OpenTurn:
         for block in results:
             call = self.calls.get(block.get("tool_use_id"))
             if call is not None:
+                self.answered = False
                 call.result, call.is_error = message_text(block.get("content")), block.get("is_error") is True
                 call.answered_at = time
 
     def interrupted(self, time: str) -> None:
         self.last_time = max(self.last_time, time)
         self.status, self.error = "cancelled", "The person interrupted this turn in Claude Code."
+
+    @property
+    def in_progress(self) -> bool:
+        """Still being answered when the transcript was read: no interruption or API error ended it, and
+        no final answer came (a tool call waits for its result, the last response stopped to call tools,
+        or no assistant text followed the last tool result)."""
+        if self.status != "completed":
+            return False
+        waiting = any(call.answered_at is None for call in self.calls.values())
+        return waiting or self.stop_reason == "tool_use" or not self.answered
 
     def turn(self) -> Turn | None:
         """The finished turn; None for a command nothing answered."""
