@@ -62,6 +62,9 @@ MAX_MODEL_CALLS = 8
 MAX_FORK_RUNS = 1_000
 """Most runs one fork_session copies: it is one transaction, and on SQLite the file's write lock is held
 while the copies are indexed for search (about 0.2 s per 1,000 runs; 10,000 would hold it for seconds)."""
+MAX_FORK_ATTACHMENT_BYTES = 64 * 1024 * 1024
+"""Most bytes of attachments one fork_session copies, for the same reason: 160 MB of them (10 runs of
+16 MiB) held SQLite's write lock for 2.85 s."""
 
 # The tools a model calls inside a run: smaller pages, as their results fill the model's context.
 INNER_HISTORY_PAGE = 50

@@ -17,6 +17,7 @@ from .postgres_connection import Database
 from .postgres_session_table import UserDirectory, load
 from .postgres_values import now
 from .sqlite_fork import (
+    COPIED_ATTACHMENT_BYTES,
     COUNT_COPIED,
     TOKEN_COLUMNS,
     Source,
@@ -27,6 +28,7 @@ from .sqlite_fork import (
     not_forkable,
     summary_covered,
     taken,
+    too_many_bytes,
     too_many_runs,
 )
 
@@ -57,6 +59,9 @@ async def fork_session(
             COUNT_COPIED.format("$1", "$2", "$3"), source.session_pk, fork_pk, MAX_FORK_RUNS + 1
         )
         if (refusal := too_many_runs(copied, session_id)) is not None:
+            raise refusal
+        media = await conn.fetchval(COPIED_ATTACHMENT_BYTES.format("$1", "$2"), source.session_pk, fork_pk)
+        if (refusal := too_many_bytes(int(media), session_id)) is not None:
             raise refusal
         new_pk = await _copy_session(conn, source.session_pk, new_id)
         await _copy_runs(conn, source.session_pk, new_pk, fork_pk)

@@ -30,7 +30,7 @@ from typing import Any
 
 from .clock import utc_now
 from .errors import InvalidInput
-from .limits import MAX_FORK_RUNS, MAX_SESSION_TOKENS, check_id, dump_json
+from .limits import MAX_FORK_ATTACHMENT_BYTES, MAX_FORK_RUNS, MAX_SESSION_TOKENS, check_id, dump_json
 from .models import Session
 from .sqlite_connection import Connection, write
 from .sqlite_identity import UserDirectory, find_session
@@ -74,6 +74,23 @@ def too_many_runs(copied: int, session_id: str) -> InvalidInput | None:
         f"A fork copies at most {MAX_FORK_RUNS:,} runs, and session {session_id!r} has more completed runs up to "
         "that point; fork up to an earlier run (up_to_run_id), or summarize_session and start a new session from "
         "its summary."
+    )
+
+
+COPIED_ATTACHMENT_BYTES = (
+    "SELECT coalesce(sum(a.size), 0) FROM attachments a JOIN runs r ON r.pk = a.run_pk "
+    "WHERE a.session_pk = {0} AND r.status = 'completed' AND r.pk <= {1}"
+)
+"""How many bytes of attachments a fork would copy (placeholders per driver; the bytes themselves are not read)."""
+
+
+def too_many_bytes(copied: int, session_id: str) -> InvalidInput | None:
+    """The error for a fork that would copy more than MAX_FORK_ATTACHMENT_BYTES of attachments, else None."""
+    if copied <= MAX_FORK_ATTACHMENT_BYTES:
+        return None
+    return InvalidInput(
+        f"A fork copies at most {MAX_FORK_ATTACHMENT_BYTES:,} bytes of attachments, and the completed runs of "
+        f"session {session_id!r} up to that point hold {copied:,}; fork up to an earlier run (up_to_run_id)."
     )
 
 
@@ -138,6 +155,9 @@ async def fork_session(
         fork_pk, fork_run_id = _fork_point(raw, source.session_pk, session_id, up_to_run_id)
         copied = raw.execute(COUNT_COPIED.format("?", "?", "?"), (source.session_pk, fork_pk, MAX_FORK_RUNS + 1))
         if (refusal := too_many_runs(copied.fetchone()[0], session_id)) is not None:
+            raise refusal
+        media = raw.execute(COPIED_ATTACHMENT_BYTES.format("?", "?"), (source.session_pk, fork_pk))
+        if (refusal := too_many_bytes(int(media.fetchone()[0]), session_id)) is not None:
             raise refusal
         new_pk = _copy_session(raw, source.session_pk, new_id)
         _copy_runs(raw, source.session_pk, new_pk, fork_pk)

@@ -2,6 +2,7 @@
 completed runs up to a point, on SQLite and PostgreSQL, through the in-process client; the store is
 opened beside it to read whole records and to make runs no tool records (in error, still running)."""
 
+import base64
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -238,6 +239,40 @@ async def test_a_column_a_later_migration_adds_is_copied_too(db_path: Path) -> N
         ]
     finally:
         await store.close()
+
+
+async def test_a_fork_of_more_attachment_bytes_than_the_limit_is_refused_and_writes_nothing(
+    client: Client, store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes of attachments a fork copies are bounded too (MAX_FORK_ATTACHMENT_BYTES), not only its runs:
+    here 1,000 bytes, and the first two runs hold 600 each (a url attachment holds none)."""
+    from mcp_server_sessions.store import sqlite_fork
+
+    monkeypatch.setattr(sqlite_fork, "MAX_FORK_ATTACHMENT_BYTES", 1_000)  # postgres_fork shares its rule
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(592)).decode()
+    sent = [
+        [{"type": "image", "mime_type": "image/png", "data": png}],
+        [{"type": "image", "mime_type": "image/png", "data": png}],
+        [{"type": "file", "mime_type": "application/pdf", "url": "https://example.com/plan.pdf"}],
+    ]
+    for n, attachments in enumerate(sent, start=1):
+        await call_ok(
+            client, "record_run", session_id="trip", run_id=f"r{n}", input="see", output="seen", attachments=attachments
+        )
+    counts = await store.counts()
+    assert await call_error(client, "fork_session", session_id="trip") == (
+        "A fork copies at most 1,000 bytes of attachments, and the completed runs of session 'trip' up to that "
+        "point hold 1,200; fork up to an earlier run (up_to_run_id)."
+    )
+    assert await call_error(client, "fork_session", session_id="trip", up_to_run_id="r2") == (
+        "A fork copies at most 1,000 bytes of attachments, and the completed runs of session 'trip' up to that "
+        "point hold 1,200; fork up to an earlier run (up_to_run_id)."
+    )
+    assert await store.counts() == counts
+    fork = await call_ok(client, "fork_session", session_id="trip", new_session_id="trip-b", up_to_run_id="r1")
+    assert fork["run_count"] == 1
+    [copied] = (await record(store, "trip-b")).runs
+    assert [a.size for a in copied.attachments] == [600]
 
 
 async def test_a_fork_of_more_runs_than_the_limit_is_refused_and_writes_nothing(
