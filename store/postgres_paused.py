@@ -17,6 +17,7 @@ from . import postgres_runs as runs
 from . import postgres_session_table as sessions
 from .models import Run
 from .postgres_session_table import OwnedSession
+from .postgres_values import now
 from .sqlite_paused import (
     CANCELLED_PAUSED,
     PausedRun,
@@ -54,7 +55,8 @@ async def _locked(conn: "Conn", user_pk: int | None, run_id: str) -> asyncpg.Rec
 async def claim(
     conn: "Conn", user_pk: int | None, run_id: str, tool_call_ids: Sequence[str], lease_s: float
 ) -> PausedRun:
-    """The user's paused run `run_id`, now `running` with a lease on the database's clock."""
+    """The user's paused run `run_id`, now `running` with a lease on the database's clock; its session's
+    `updated_at` now, so a delete conditional on an earlier read of the session (prune) is refused."""
     row = await _locked(conn, user_pk, run_id)
     run = await runs.load_run(conn, row["pk"], row["session_id"])
     check_answers(run_id, run.requirements, tool_call_ids)
@@ -64,6 +66,7 @@ async def claim(
         row["pk"],
         lease_s,
     )
+    await sessions.add_runs(conn, row["session_pk"], 0, (0, 0, 0, 0), now())  # a prune listing it must not delete it
     return PausedRun(run.model_copy(update={"status": "running"}), json.loads(resume) if resume else None)
 
 

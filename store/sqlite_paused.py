@@ -15,6 +15,7 @@ from typing import Any
 
 from . import sqlite_runs as runs
 from . import sqlite_session_table as sessions
+from .clock import utc_now
 from .errors import InvalidInput
 from .models import Requirement, Run
 from .process_owner import current_owner
@@ -108,8 +109,9 @@ def _find(raw: sqlite3.Connection, user_pk: int | None, run_id: str) -> tuple[in
 def claim(
     raw: sqlite3.Connection, user_pk: int | None, run_id: str, tool_call_ids: Sequence[str], lease_s: float
 ) -> PausedRun:
-    """The user's paused run `run_id`, now `running` with a lease owned by this process."""
-    run_pk, status, session_id, _ = _find(raw, user_pk, run_id)
+    """The user's paused run `run_id`, now `running` with a lease owned by this process; its session's
+    `updated_at` now, so a delete conditional on an earlier read of the session (prune) is refused."""
+    run_pk, status, session_id, session_pk = _find(raw, user_pk, run_id)
     if status != "paused":
         raise not_paused(run_id, status)
     run = load_run(raw, run_pk, session_id)
@@ -119,6 +121,7 @@ def claim(
         "UPDATE runs SET status = 'running', owner = ?, lease_expires_at = ? WHERE pk = ? AND status = 'paused'",
         (current_owner(), lease_end(lease_s), run_pk),
     )
+    sessions.add_runs(raw, session_pk, 0, (0, 0, 0, 0), utc_now())  # changed: a prune listing it must not delete it
     return PausedRun(run.model_copy(update={"status": "running"}), json.loads(resume) if resume else None)
 
 

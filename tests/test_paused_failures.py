@@ -8,6 +8,7 @@ import anyio
 import pytest
 from mcp import Client
 
+from mcp_server_sessions.store import NewMessage, NewRun, Requirement, SessionChanged, SessionStore
 from tests.anthropic_double import MessagesDouble, error, text, tool_use
 from tests.helpers import call_error, call_ok
 from tests.test_paused_runs import paused_run
@@ -73,3 +74,27 @@ async def test_a_cancelled_continuation_leaves_the_run_paused(agent_client: Clie
     double.script(text("Sunny."))
     done = await call_ok(agent_client, "continue_run", **arguments)
     assert (done["status"], done["content"]) == ("completed", "Sunny.")
+
+
+async def test_claiming_a_paused_run_changes_its_session_for_a_conditional_delete(store: SessionStore) -> None:
+    """prune deletes a session only if it is unchanged since listed: a claimed run must count as a change."""
+    alice = store.for_user("alice")
+    requirement = Requirement(tool_call_id="toolu_w1", tool_name="get_weather", arguments={"city": "Oslo"})
+    await alice.append_run(
+        "s1",
+        NewRun(
+            run_id="r1",
+            input="Weather in Oslo?",
+            content=None,
+            status="paused",
+            messages=[NewMessage(role="user", content="Weather in Oslo?")],
+            requirements=[requirement],
+            resume={"version": 1},
+        ),
+    )
+    read = await alice.get_session("s1")
+    claimed = await alice.claim_paused_run("r1", ["toolu_w1"])
+    assert claimed.run.status == "running"
+    with pytest.raises(SessionChanged):
+        await alice.delete_session("s1", if_updated_at=read.updated_at)
+    assert (await alice.get_session("s1")).updated_at > read.updated_at
