@@ -1,9 +1,12 @@
 """Forking a session on SQLite (`fork_session`), and the rules of a fork both backends share.
 
 A fork is a new session of the same user holding copies of the source's completed runs up to and
-including the fork point: `up_to_run_id`, which must name a completed run of the source, or by
-default its last completed run. Runs that are running, paused, cancelled or in error are left out
-(a paused run stays the source's to continue; the others never enter a model's context). The fork
+including the fork point: `up_to_run_id`, which must name a completed leader run of the source (one
+without a `parent_run_id`), or by default its last completed leader run. Runs that are running,
+paused, cancelled or in error are left out (a paused run stays the source's to continue; the others
+never enter a model's context). A team member's run (one with a `parent_run_id`) is copied when its
+parent run is, and only then, wherever it stands (members are recorded after the leader run they
+serve): so a fork never holds a run whose parent it lacks, and a leader run comes with its members. The fork
 takes the source's every column (name, state, agent config, session type and ids, and any column a
 later migration adds), with `metadata.forked_from = {session_id, run_id}` (run_id: the fork point,
 null when no run was copied; a fork of a fork names its direct source), a new `created_at` and
@@ -50,20 +53,33 @@ def taken(session_id: str) -> InvalidInput:
     )
 
 
-def not_forkable(run_id: str, session_id: str, status: str | None) -> InvalidInput:
-    """The error for an up_to_run_id that is not a completed run of the session (`status` None: no such run)."""
+def not_forkable(run_id: str, session_id: str, status: str | None, parent_run_id: str | None = None) -> InvalidInput:
+    """The error for an up_to_run_id that is not a completed leader run of the session (`status` None: no
+    such run; `parent_run_id`: the run is a team member's)."""
     if status is None:
         return InvalidInput(f"Session {session_id!r} has no run {run_id!r}; call get_chat_history to see its run ids.")
+    if status != "completed":
+        return InvalidInput(
+            f"Run {run_id!r} of session {session_id!r} is {status}, not completed; fork up to a completed run."
+        )
     return InvalidInput(
-        f"Run {run_id!r} of session {session_id!r} is {status}, not completed; fork up to a completed run."
+        f"Run {run_id!r} of session {session_id!r} is a team member's run (of {parent_run_id!r}); fork up to a "
+        "leader run, which brings its members along."
     )
 
 
-COUNT_COPIED = (
-    "SELECT count(*) FROM (SELECT 1 FROM runs WHERE session_pk = {0} AND status = 'completed' AND pk <= {1} "
-    "LIMIT {2}) AS copied"
+COPIED_RUNS = (
+    "WITH RECURSIVE chain(pk, up) AS ("
+    "SELECT pk, parent_run_id FROM runs WHERE session_pk = {0} AND status = 'completed' "
+    "AND (parent_run_id IS NOT NULL OR pk <= {1}) "
+    "UNION SELECT chain.pk, p.parent_run_id FROM chain JOIN runs p ON p.session_pk = {0} AND p.run_id = chain.up "
+    "WHERE p.status = 'completed' AND (p.parent_run_id IS NOT NULL OR p.pk <= {1})) "
+    "SELECT pk FROM chain WHERE up IS NULL ORDER BY pk LIMIT {2}"
 )
-"""How many runs a fork would copy, counted no further than one past the limit (placeholders per driver)."""
+"""The pks of the runs a fork up to run pk {1} copies, in order, no more than {2} of them (placeholders per
+driver): the completed leader runs up to the fork point, and each completed member run whose parents up
+to its leader run are all copied (each member's chain of parents is walked up through the run_id index;
+UNION ends the walk even on a cycle an imported record might hold)."""
 
 
 def too_many_runs(copied: int, session_id: str) -> InvalidInput | None:
@@ -77,11 +93,14 @@ def too_many_runs(copied: int, session_id: str) -> InvalidInput | None:
     )
 
 
-COPIED_ATTACHMENT_BYTES = (
-    "SELECT coalesce(sum(a.size), 0) FROM attachments a JOIN runs r ON r.pk = a.run_pk "
-    "WHERE a.session_pk = {0} AND r.status = 'completed' AND r.pk <= {1}"
-)
-"""How many bytes of attachments a fork would copy (placeholders per driver; the bytes themselves are not read)."""
+COPIED_ATTACHMENT_BYTES = "SELECT coalesce(sum(size), 0) FROM attachments WHERE session_pk = {0} AND run_pk {1}"
+"""How many bytes of attachments a fork would copy, {1} being the driver's test of membership in the copied
+runs' pks (the bytes themselves are not read)."""
+
+
+def covered_copies(copied: list[int], last_covered_pk: int | None) -> int:
+    """How many of the copied runs (pks) a summary covering the source's runs up to pk `last_covered_pk` covers."""
+    return 0 if last_covered_pk is None else sum(1 for pk in copied if pk <= last_covered_pk)
 
 
 def too_many_bytes(copied: int, session_id: str) -> InvalidInput | None:
@@ -153,15 +172,18 @@ async def fork_session(
         if find_session(raw, source.user_pk, new_id) is not None:
             raise taken(new_id)
         fork_pk, fork_run_id = _fork_point(raw, source.session_pk, session_id, up_to_run_id)
-        copied = raw.execute(COUNT_COPIED.format("?", "?", "?"), (source.session_pk, fork_pk, MAX_FORK_RUNS + 1))
-        if (refusal := too_many_runs(copied.fetchone()[0], session_id)) is not None:
+        rows = raw.execute(COPIED_RUNS.format("?1", "?2", "?3"), (source.session_pk, fork_pk, MAX_FORK_RUNS + 1))
+        copied = [int(row[0]) for row in rows]
+        if (refusal := too_many_runs(len(copied), session_id)) is not None:
             raise refusal
-        media = raw.execute(COPIED_ATTACHMENT_BYTES.format("?", "?"), (source.session_pk, fork_pk))
+        pks = json.dumps(copied)
+        in_copied = "IN (SELECT value FROM json_each(?))"
+        media = raw.execute(COPIED_ATTACHMENT_BYTES.format("?", in_copied), (source.session_pk, pks))
         if (refusal := too_many_bytes(int(media.fetchone()[0]), session_id)) is not None:
             raise refusal
         new_pk = _copy_session(raw, source.session_pk, new_id)
-        _copy_runs(raw, source.session_pk, new_pk, fork_pk)
-        _finish(raw, source.session_pk, new_pk, session_id, fork_pk, fork_run_id)
+        _copy_runs(raw, source.session_pk, new_pk, pks)
+        _finish(raw, source.session_pk, new_pk, session_id, fork_pk, fork_run_id, copied)
         return load(raw, new_pk, user_id)
 
     return await writer.run(write(body))
@@ -170,16 +192,17 @@ async def fork_session(
 def _fork_point(
     raw: sqlite3.Connection, session_pk: int, session_id: str, up_to_run_id: str | None
 ) -> tuple[int, str | None]:
-    """(the pk of the last run to copy, its run_id); (0, None) when the source has no completed run."""
+    """(the pk of the last leader run to copy, its run_id); (0, None) when the source has no completed leader run."""
     if up_to_run_id is not None:
         row = raw.execute(
-            "SELECT pk, status FROM runs WHERE session_pk = ? AND run_id = ?", (session_pk, up_to_run_id)
+            "SELECT pk, status, parent_run_id FROM runs WHERE session_pk = ? AND run_id = ?", (session_pk, up_to_run_id)
         ).fetchone()
-        if row is None or row["status"] != "completed":
-            raise not_forkable(up_to_run_id, session_id, row["status"] if row else None)
+        if row is None or row["status"] != "completed" or row["parent_run_id"] is not None:
+            raise not_forkable(up_to_run_id, session_id, *((row["status"], row["parent_run_id"]) if row else (None,)))
         return int(row["pk"]), up_to_run_id
     row = raw.execute(
-        "SELECT pk, run_id FROM runs WHERE session_pk = ? AND status = 'completed' ORDER BY pk DESC LIMIT 1",
+        "SELECT pk, run_id FROM runs WHERE session_pk = ? AND status = 'completed' AND parent_run_id IS NULL "
+        "ORDER BY pk DESC LIMIT 1",
         (session_pk,),
     ).fetchone()
     return (0, None) if row is None else (int(row["pk"]), row["run_id"])
@@ -207,7 +230,7 @@ def _copy_session(raw: sqlite3.Connection, source_pk: int, new_id: str) -> int:
 # pk is known from its original's (for the search index) and the pks stay dense.
 _RUNS = (
     "SELECT r.*, row_number() OVER (ORDER BY r.pk) AS n FROM runs r "
-    "WHERE r.session_pk = :source AND r.status = 'completed' AND r.pk <= :fork_pk"
+    "WHERE r.session_pk = :source AND r.pk IN (SELECT value FROM json_each(:copied))"
 )
 _ROWS = (
     "SELECT t.*, row_number() OVER (ORDER BY t.pk) AS n, :run_base + c.n AS new_run_pk FROM {table} t "
@@ -216,10 +239,10 @@ _ROWS = (
 _SEARCH_ROWID = {"messages": "2 * ({})", "tool_calls": "2 * ({}) + 1"}
 
 
-def _copy_runs(raw: sqlite3.Connection, source_pk: int, new_pk: int, fork_pk: int) -> None:
-    """The source's completed runs up to `fork_pk` copied into session `new_pk`, with their messages,
+def _copy_runs(raw: sqlite3.Connection, source_pk: int, new_pk: int, copied: str) -> None:
+    """The source's runs of pks `copied` (a JSON array) copied into session `new_pk`, with their messages,
     tool calls and attachments and those messages' and tool calls' search index entries."""
-    params: dict[str, Any] = {"source": source_pk, "new": new_pk, "fork_pk": fork_pk}
+    params: dict[str, Any] = {"source": source_pk, "new": new_pk, "copied": copied}
     params["run_base"] = _max_pk(raw, "runs")
     targets, sources = column_list(_columns(raw, "runs"), {"pk": ":run_base + c.n", "session_pk": ":new"}, "c.")
     raw.execute(f"INSERT INTO runs ({targets}) SELECT {sources} FROM ({_RUNS}) c", params)
@@ -245,7 +268,13 @@ def _max_pk(raw: sqlite3.Connection, table: str) -> int:
 
 
 def _finish(
-    raw: sqlite3.Connection, source_pk: int, new_pk: int, session_id: str, fork_pk: int, fork_run_id: str | None
+    raw: sqlite3.Connection,
+    source_pk: int,
+    new_pk: int,
+    session_id: str,
+    fork_pk: int,
+    fork_run_id: str | None,
+    copied: list[int],
 ) -> None:
     """The fork's run count and token totals (over its runs), its metadata and its summary."""
     row = raw.execute("SELECT metadata, summary FROM sessions WHERE pk = ?", (source_pk,)).fetchone()
@@ -255,13 +284,10 @@ def _finish(
     covered = summary_covered(source.summary_json)
     copied_covered = 0
     if covered is not None and covered <= fork_position:
-        copied_covered = int(
-            raw.execute(
-                "SELECT count(*) FROM (SELECT status FROM runs WHERE session_pk = ? ORDER BY pk LIMIT ?) "
-                "WHERE status = 'completed'",
-                (source_pk, covered),
-            ).fetchone()[0]
-        )
+        last = raw.execute(
+            "SELECT pk FROM runs WHERE session_pk = ? ORDER BY pk LIMIT 1 OFFSET ?", (source_pk, covered - 1)
+        ).fetchone()
+        copied_covered = covered_copies(copied, None if covered == 0 or last is None else int(last[0]))
     sums = ", ".join(f"min(total(json_extract(metrics, '$.{c}')), {MAX_SESSION_TOKENS})" for c in TOKEN_COLUMNS)
     count, *tokens = raw.execute(f"SELECT count(*), {sums} FROM runs WHERE session_pk = ?", (new_pk,)).fetchone()
     raw.execute(

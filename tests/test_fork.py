@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from mcp_server_sessions.store import NewRun, SessionStore, SessionSummary, SqliteStore
+from mcp_server_sessions.store import InvalidInput, NewRun, SessionStore, SessionSummary, SqliteStore
+from mcp_server_sessions.store.models import SessionKind
 from mcp_server_sessions.store.records import SessionRecord
 from tests.helpers import call_error, call_ok
 
@@ -293,3 +294,52 @@ async def test_a_fork_of_more_runs_than_the_limit_is_refused_and_writes_nothing(
     assert await store.counts() == counts
     fork = await call_ok(client, "fork_session", session_id="trip", up_to_run_id="r2")
     assert fork["run_count"] == 2 and fork["metadata"]["forked_from"] == {"session_id": "trip", "run_id": "r2"}
+
+
+async def test_a_fork_of_a_team_session_holds_leader_runs_with_their_members_and_no_orphan(
+    store: SessionStore,
+) -> None:
+    """The fork point is a completed leader run (by default the last one); a member run comes along when its
+    parent run does (wherever it was recorded), and never without it: M2 served L2, which ended in error, and
+    M2b served M2."""
+    alice = store.for_user("alice")
+    await alice.start_session("crew", kind=SessionKind("team", None, "planners", None))
+    plan = [
+        ("L1", None, "completed"),
+        ("M1", "L1", "completed"),
+        ("L2", None, "error"),
+        ("M2", "L2", "completed"),
+        ("M2b", "M2", "completed"),
+        ("L3", None, "completed"),
+        ("M1b", "L1", "completed"),
+        ("M3", "L3", "completed"),
+    ]
+    for run_id, parent, status in plan:
+        run = NewRun.recorded(f"ask {run_id}", f"answer {run_id}", run_id=run_id, parent_run_id=parent)
+        ended = {"status": status, "error": None if status == "completed" else "boom"}
+        await alice.append_run("crew", run.model_copy(update=ended))
+    counts = await store.counts()
+
+    fork = await alice.fork_session("crew", "crew-b")
+    assert fork.metadata["forked_from"] == {"session_id": "crew", "run_id": "L3"} and fork.run_count == 5
+    copied = (await record(store, "crew-b")).runs
+    assert [(run.run_id, run.parent_run_id) for run in copied] == [
+        ("L1", None),
+        ("M1", "L1"),
+        ("L3", None),
+        ("M1b", "L1"),
+        ("M3", "L3"),
+    ]
+    earlier = await alice.fork_session("crew", "crew-c", up_to_run_id="L1")
+    assert [run.run_id for run in (await record(store, "crew-c")).runs] == ["L1", "M1", "M1b"]
+    assert earlier.run_count == 3
+
+    before = await store.counts()
+    for member, leader in (("M1", "L1"), ("M3", "L3")):
+        with pytest.raises(InvalidInput) as refused:
+            await alice.fork_session("crew", "crew-d", up_to_run_id=member)
+        assert str(refused.value) == (
+            f"Run {member!r} of session 'crew' is a team member's run (of {leader!r}); fork up to a leader run, "
+            "which brings its members along."
+        )
+    assert await store.counts() == before != counts
