@@ -244,9 +244,11 @@ class UserSessions(Protocol):
         tool calls and search entries, run ids and timestamps; the source's state, metadata, agent config
         and other fields, and `metadata.forked_from = {session_id, run_id}` (the last run copied, or None).
         The summary comes along only if it covers no run past the fork point. The source is untouched.
+        In a team session the fork point is a leader's run, and a member run is copied with its leader.
 
-        Raises SessionNotFound; InvalidInput when `new_session_id` is taken or `up_to_run_id` is not a
-        completed run of the session (then nothing is written).
+        Raises SessionNotFound; InvalidInput when `new_session_id` is taken, `up_to_run_id` is not a
+        completed leader run of the session, or the fork would copy more than MAX_FORK_RUNS runs or
+        MAX_FORK_ATTACHMENT_BYTES of attachments (then nothing is written).
         """
 
 
