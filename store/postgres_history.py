@@ -147,7 +147,7 @@ async def context_messages(conn: "Conn", session_pk: int, num_runs: int) -> list
 
 async def runs_for_summary(conn: "Conn", session_pk: int, after: int) -> tuple[list[RunTranscript], int]:
     """The leader's completed runs after the first `after` runs, and how many runs from the start are finished
-    (a team member's runs are counted, not summarized)."""
+    or paused (a team member's runs and paused runs are counted, not summarized)."""
     rows = await conn.fetch(
         "SELECT run_id, input, content, status, parent_run_id FROM runs WHERE session_pk = $1 ORDER BY pk OFFSET $2",
         session_pk,
@@ -156,9 +156,9 @@ async def runs_for_summary(conn: "Conn", session_pk: int, after: int) -> tuple[l
     runs: list[RunTranscript] = []
     covered = after
     for row in rows:
-        if row["status"] in ("running", "paused"):
+        if row["status"] == "running":
             break  # it may still complete, and a later summary must see it then: coverage stops before it
-        covered += 1
+        covered += 1  # a paused run is covered, not summarized: finish_continued lowers the summary if it completes
         if row["status"] == "completed" and row["parent_run_id"] is None:
             runs.append(
                 RunTranscript(

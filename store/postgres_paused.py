@@ -25,6 +25,7 @@ from .sqlite_paused import (
     delta_tokens,
     not_paused,
     run_not_found,
+    summary_before,
     unclaims,
 )
 from .sqlite_rows import PreparedRun
@@ -85,7 +86,8 @@ async def cancel(conn: "Conn", user_pk: int | None, run_id: str, moment: datetim
 async def finish_continued(conn: "Conn", session: OwnedSession, run: PreparedRun, moment: datetime) -> tuple[Run, bool]:
     """The claimed run completed in place by its continuation: its outcome replaced, its new messages
     and tool calls added after its own; False (nothing written) when it is no longer `running`. A
-    continuation that produced nothing (`unclaims`) only turns it back `paused`, as sqlite_paused.py does."""
+    continuation that produced nothing (`unclaims`) only turns it back `paused`, and a completed one
+    lowers a summary covering it, as sqlite_paused.py does."""
     row = await conn.fetchrow(
         "SELECT pk, metrics FROM runs WHERE session_pk = $1 AND run_id = $2 FOR UPDATE",
         session.session_pk,
@@ -101,4 +103,12 @@ async def finish_continued(conn: "Conn", session: OwnedSession, run: PreparedRun
         )
         return await runs.load_run(conn, row["pk"], session.session_id), released is not None
     _, stored = await runs.append(conn, session, replace(run, tokens=delta_tokens(run, row["metrics"])), True, moment)
-    return await runs.load_run(conn, row["pk"], session.session_id), stored
+    finished = await runs.load_run(conn, row["pk"], session.session_id)
+    if stored and finished.status == "completed":
+        summary = await conn.fetchval("SELECT summary FROM sessions WHERE pk = $1", session.session_pk)
+        position = await conn.fetchval(
+            "SELECT count(*) FROM runs WHERE session_pk = $1 AND pk <= $2", session.session_pk, row["pk"]
+        )
+        if (lowered := summary_before(summary, position)) is not None:
+            await conn.execute("UPDATE sessions SET summary = $2 WHERE pk = $1", session.session_pk, lowered)
+    return finished, stored

@@ -123,7 +123,7 @@ def context_messages(raw: sqlite3.Connection, session_pk: int, num_runs: int) ->
 
 def runs_for_summary(raw: sqlite3.Connection, session_pk: int, after: int) -> tuple[list[RunTranscript], int]:
     """The leader's completed runs after the first `after` runs, and how many runs from the start are finished
-    (a team member's runs are counted, not summarized)."""
+    or paused (a team member's runs and paused runs are counted, not summarized)."""
     rows = raw.execute(
         "SELECT run_id, input, content, status, parent_run_id FROM runs WHERE session_pk = ? "
         "ORDER BY pk LIMIT -1 OFFSET ?",
@@ -132,9 +132,9 @@ def runs_for_summary(raw: sqlite3.Connection, session_pk: int, after: int) -> tu
     runs: list[RunTranscript] = []
     covered = after
     for row in rows:
-        if row["status"] in ("running", "paused"):
+        if row["status"] == "running":
             break  # it may still complete, and a later summary must see it then: coverage stops before it
-        covered += 1
+        covered += 1  # a paused run is covered, not summarized: finish_continued lowers the summary if it completes
         if row["status"] == "completed" and row["parent_run_id"] is None:
             runs.append(
                 RunTranscript(run_id=row["run_id"], input=row["input"], content=row["content"], position=covered)

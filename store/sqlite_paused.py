@@ -148,7 +148,8 @@ def finish_continued(raw: sqlite3.Connection, session: OwnedSession, run: Prepar
     """The claimed run completed in place by its continuation: its outcome replaced, its new messages
     and tool calls added after its own; False (nothing written) when it is no longer `running`. A
     continuation that produced nothing (`unclaims`) only turns it back `paused`, its requirements and
-    resume state as they were."""
+    resume state as they were. Once it completes, a summary covering it (made while it was paused) is
+    lowered to just before it, so the next summary takes it."""
     row = raw.execute(
         "SELECT pk, metrics FROM runs WHERE session_pk = ? AND run_id = ?", (session.session_pk, run.run_id)
     ).fetchone()
@@ -161,4 +162,24 @@ def finish_continued(raw: sqlite3.Connection, session: OwnedSession, run: Prepar
             (row["pk"],),
         ).rowcount
         return load_run(raw, row["pk"], session.session_id), released > 0
-    return runs.append(raw, session, replace(run, tokens=delta_tokens(run, row["metrics"])), True, now)
+    finished, stored = runs.append(raw, session, replace(run, tokens=delta_tokens(run, row["metrics"])), True, now)
+    if stored and finished.status == "completed":
+        position = raw.execute(
+            "SELECT count(*) FROM runs WHERE session_pk = ? AND pk <= ?", (session.session_pk, row["pk"])
+        ).fetchone()[0]
+        summary = raw.execute("SELECT summary FROM sessions WHERE pk = ?", (session.session_pk,)).fetchone()[0]
+        if (lowered := summary_before(summary, position)) is not None:
+            raw.execute("UPDATE sessions SET summary = ? WHERE pk = ?", (lowered, session.session_pk))
+    return finished, stored
+
+
+def summary_before(summary: str | None, position: int) -> str | None:
+    """A session's summary (JSON text) that covers the run at `position`, a paused run that has now
+    completed, lowered to cover only the runs before it, so the next summary takes it (with those after
+    it again); None when there is no summary or it does not cover that run."""
+    if summary is None:
+        return None
+    stored = json.loads(summary)
+    if int(stored["run_count"]) < position:
+        return None
+    return json.dumps({**stored, "run_count": position - 1}, ensure_ascii=False)

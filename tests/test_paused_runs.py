@@ -311,21 +311,43 @@ async def test_a_bad_client_tool_is_refused_before_any_model_call(
     assert (await call_ok(agent_client, "list_sessions"))["total"] == 0
 
 
-async def test_a_summary_stops_before_a_paused_run_and_takes_it_once_it_completes(
+async def test_a_summary_made_while_a_run_is_paused_covers_the_runs_after_it_and_the_next_takes_it_once_it_completes(
     agent_client: Client, double: MessagesDouble
 ) -> None:
-    """A paused run may still complete: a summary made meanwhile must not count it as covered, or the
-    summaries after it would never see it."""
+    """A paused run counts as covered (it may never complete, and must not hold later summaries back);
+    once it completes, the summary is lowered to just before it, so the next one takes it."""
     await call_ok(agent_client, "record_run", session_id="s1", input="Plan a trip", output="To Norway.")
     paused = await paused_run(agent_client, double)
-    double.script(forced_tool_input({"summary": "A trip to Norway.", "topics": ["trip"]}))
+    await call_ok(agent_client, "record_run", session_id="s1", input="Pack what?", output="Rain gear.")
+    double.script(forced_tool_input({"summary": "A trip to Norway, with rain gear.", "topics": ["trip"]}))
     first = await call_ok(agent_client, "summarize_session", session_id="s1")
-    assert first["run_count"] == 1
+    assert first["run_count"] == 3
+    transcript = json.dumps(double.bodies[-1]["messages"])
+    assert "Plan a trip" in transcript and "Pack what?" in transcript and "Weather in Oslo?" not in transcript
     double.script(text("Sunny."))
     answers = [{"tool_call_id": "toolu_w1", "result": "sun"}]
     await call_ok(agent_client, "continue_run", run_id=paused["run_id"], tool_results=answers)
+    assert (await call_ok(agent_client, "get_session", session_id="s1"))["summary"]["run_count"] == 1
     double.script(forced_tool_input({"summary": "A trip to a sunny Oslo.", "topics": ["trip", "weather"]}))
     second = await call_ok(agent_client, "summarize_session", session_id="s1")
-    assert second["run_count"] == 2
+    assert second["run_count"] == 3
     transcript = json.dumps(double.bodies[-1]["messages"])
-    assert "Weather in Oslo?" in transcript and "Sunny." in transcript and "Plan a trip" not in transcript
+    assert "Weather in Oslo?" in transcript and "Sunny." in transcript and "Pack what?" in transcript
+    assert "Plan a trip" not in transcript
+
+
+async def test_a_paused_run_never_continued_does_not_hold_later_summaries_back(
+    agent_client: Client, double: MessagesDouble
+) -> None:
+    await paused_run(agent_client, double)
+    await call_ok(agent_client, "record_run", session_id="s1", input="Plan a trip", output="To Norway.")
+    double.script(forced_tool_input({"summary": "A trip to Norway.", "topics": ["trip"]}))
+    first = await call_ok(agent_client, "summarize_session", session_id="s1")
+    assert first["run_count"] == 2
+    assert "Plan a trip" in json.dumps(double.bodies[-1]["messages"])
+    await call_ok(agent_client, "record_run", session_id="s1", input="Pack what?", output="Rain gear.")
+    double.script(forced_tool_input({"summary": "A trip to Norway, with rain gear.", "topics": ["trip"]}))
+    second = await call_ok(agent_client, "summarize_session", session_id="s1")
+    assert second["run_count"] == 3
+    transcript = json.dumps(double.bodies[-1]["messages"])
+    assert "Pack what?" in transcript and "Weather in Oslo?" not in transcript
