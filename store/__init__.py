@@ -15,9 +15,6 @@ from .models import (
     ChatHistoryPage,
     ChatMessage,
     ContextMessage,
-    NewMessage,
-    NewRun,
-    NewToolCall,
     NewWorkflowStep,
     Requirement,
     Run,
@@ -25,7 +22,6 @@ from .models import (
     RunTranscript,
     SearchHit,
     Session,
-    SessionKind,
     SessionMetrics,
     SessionPage,
     SessionSummary,
@@ -34,6 +30,7 @@ from .models import (
     WorkflowStep,
 )
 from .protocol import SessionStore, UserSessions
+from .run_inputs import NewMessage, NewRun, NewToolCall, SessionKind
 from .sqlite import SqliteStore
 
 __all__ = [

@@ -1,32 +1,26 @@
-"""The shapes of the product contract (../shared/SPEC.md section 2) and the store's inputs.
+"""The shapes of the product contract (../shared/SPEC.md section 2); what writes take is in run_inputs.py.
 
 The store returns these models and the MCP tools return them unchanged, so a field name
 lives in exactly one place.
 """
 
 import json
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from .attachments import AttachmentRef, NewAttachment
-from .errors import InvalidInput
+from .attachments import AttachmentRef
 from .limits import (
     HISTORY_RUNS,
     MAX_DURATION_MS,
     MAX_HISTORY_RUNS,
-    MAX_ID_CHARS,
     MAX_MODEL_CHARS,
     MAX_OUTPUT_TOKENS,
     MAX_STEP_NAME_CHARS,
     MAX_SYSTEM_CHARS,
     MAX_TOKENS,
-    MAX_TOOL_NAME_CHARS,
     TOOL_CALL_LINE_CHARS,
-    check_id,
 )
 
 RunStatus = Literal["running", "completed", "paused", "cancelled", "error"]
@@ -157,7 +151,7 @@ class WorkflowStep(BaseModel):
     def history_line(self) -> str:
         """The step as one line of chat history (a tool-like message: hidden unless tool messages are
         asked for, and searchable), cut to TOOL_CALL_LINE_CHARS: the step itself is stored whole."""
-        line = f"step {self.name} ({self.status}): {_json_text(self.input)} -> {_json_text(self.output)}"
+        line = f"step {self.name} ({self.status}): {json_text(self.input)} -> {json_text(self.output)}"
         return line if len(line) <= TOOL_CALL_LINE_CHARS else line[: TOOL_CALL_LINE_CHARS - 1] + "…"
 
 
@@ -240,73 +234,9 @@ class ToolCallPage(BaseModel):
     next_cursor: str | None
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """A JSON value as one line of text: a string as it is, anything else as compact JSON."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-class NewToolCall(BaseModel):
-    """A tool call as a client records it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tool_name: str = Field(min_length=1, max_length=MAX_TOOL_NAME_CHARS, description="The tool's name.")
-    arguments: dict[str, Any] = Field(default_factory=dict, description="Its arguments.")
-    result: JsonValue = Field(default=None, description="What it returned (any JSON).")
-    is_error: bool = Field(default=False, description="True if it failed.")
-    duration_ms: Milliseconds | None = Field(default=None, description="How long it took.")
-    tool_call_id: str | None = Field(
-        default=None, max_length=MAX_ID_CHARS, description="The host's id for the call, if any."
-    )
-
-    def history_line(self) -> str:
-        """The call as one line of chat history, cut to TOOL_CALL_LINE_CHARS: the call itself is stored whole."""
-        result = _json_text(self.result)
-        arguments = json.dumps(self.arguments, ensure_ascii=False)
-        line = f"{self.tool_name}({arguments}) -> {'error: ' if self.is_error else ''}{result}"
-        return line if len(line) <= TOOL_CALL_LINE_CHARS else line[: TOOL_CALL_LINE_CHARS - 1] + "…"
-
-
-@dataclass(frozen=True)
-class SessionKind:
-    """A session's type and the agent, team and workflow it belongs to, as a call names them (None: not
-    named). Starting a session sets them; listing sessions filters by those named."""
-
-    session_type: SessionType | None = None
-    agent_id: str | None = None
-    team_id: str | None = None
-    workflow_id: str | None = None
-
-    def checked(self) -> "SessionKind":
-        """The same kind, its type and ids checked; InvalidInput otherwise."""
-        if self.session_type is not None and self.session_type not in get_args(SessionType):
-            raise InvalidInput(f"session_type must be agent, team or workflow; got {self.session_type!r}.")
-        for column, value in self.filters[1 if self.session_type else 0 :]:
-            check_id(value, column)
-        return self
-
-    @property
-    def columns(self) -> tuple[str | None, ...]:
-        """session_type, agent_id, team_id and workflow_id as a new session stores them."""
-        return (self.session_type or "agent", self.agent_id, self.team_id, self.workflow_id)
-
-    @property
-    def filters(self) -> list[tuple[str, str]]:
-        """The (column, value) pairs named, in column order."""
-        named = zip(
-            ("session_type", "agent_id", "team_id", "workflow_id"),
-            (self.session_type, self.agent_id, self.team_id, self.workflow_id),
-            strict=True,
-        )
-        return [(column, value) for column, value in named if value is not None]
-
-
-class NewMessage(BaseModel):
-    """One message of a run as it is stored; `blocks` keeps the model's content blocks for replay."""
-
-    role: Role
-    content: str
-    blocks: list[dict[str, Any]] | None = None
-    is_tool: bool = False
 
 
 class ContextMessage(BaseModel):
@@ -324,57 +254,3 @@ class RunTranscript(BaseModel):
     input: str
     content: str | None
     position: int = Field(description="1-based place of the run among all runs of the session.")
-
-
-class NewRun(BaseModel):
-    """Everything a run writes, committed in one transaction."""
-
-    run_id: str
-    input: str
-    content: str | None
-    status: RunStatus = "completed"
-    messages: list[NewMessage]
-    tool_calls: list[NewToolCall] = Field(default_factory=list)
-    metrics: RunMetrics = Field(default_factory=RunMetrics)
-    error: str | None = None
-    parent_run_id: str | None = None
-    agent_id: str | None = None
-    steps: list[WorkflowStep] = Field(default_factory=list)
-    requirements: list[Requirement] = Field(default_factory=list)
-    resume: dict[str, Any] | None = None
-    """A paused run's private continuation state: stored, carried by records, never returned by tools."""
-    attachments: list[NewAttachment] = Field(default_factory=list)
-    """Media sent with the input, written with the run (a continued run adds none)."""
-
-    @classmethod
-    def recorded(
-        cls,
-        input: str,
-        output: str,
-        tool_calls: list[NewToolCall] | None = None,
-        metrics: RunMetrics | None = None,
-        run_id: str | None = None,
-        *,
-        steps: list[WorkflowStep] | None = None,
-        parent_run_id: str | None = None,
-        agent_id: str | None = None,
-    ) -> "NewRun":
-        """A turn a client ran itself: the user's message, a tool message per call and per workflow step
-        (so a search finds a step's words and history shows them only with the tool messages), the
-        assistant's reply."""
-        calls, steps = tool_calls or [], steps or []
-        messages = [NewMessage(role="user", content=input)]
-        messages += [NewMessage(role="tool", content=call.history_line(), is_tool=True) for call in calls]
-        messages += [NewMessage(role="tool", content=step.history_line(), is_tool=True) for step in steps]
-        messages.append(NewMessage(role="assistant", content=output))
-        return cls(
-            run_id=run_id or str(uuid.uuid4()),
-            input=input,
-            content=output,
-            messages=messages,
-            tool_calls=calls,
-            metrics=metrics or RunMetrics(),
-            steps=steps,
-            parent_run_id=parent_run_id,
-            agent_id=agent_id,
-        )

@@ -14,7 +14,6 @@ from . import postgres_records as records
 from . import postgres_runs as runs
 from .cursor import CursorSealer
 from .limits import RUN_LEASE_S, check_id
-from .models import NewRun
 from .pool_settings import PoolSettings
 from .postgres_connection import Database
 from .postgres_pool import open_pool
@@ -23,6 +22,7 @@ from .postgres_session_table import start as start_session
 from .postgres_sessions import PgStoreParts, PostgresUserSessions
 from .postgres_values import now
 from .records import ImportedSession, OnConflict, SessionRecord, StoreCounts
+from .run_inputs import NewRun
 from .sqlite_rows import prepare_run
 
 if TYPE_CHECKING:

@@ -25,12 +25,10 @@ from .models import (
     AgentConfig,
     ChatHistoryPage,
     ContextMessage,
-    NewRun,
     Run,
     RunTranscript,
     SearchHit,
     Session,
-    SessionKind,
     SessionPage,
     SessionSummary,
     ToolCallPage,
@@ -42,6 +40,7 @@ from .postgres_values import iso, now
 from .protocol import Order, SortKey
 from .record_checks import runs_to_read
 from .records import SessionRecord
+from .run_inputs import NewRun, SessionKind
 from .sqlite_paused import PausedRun
 from .sqlite_rows import prepare_run
 from .sqlite_session_table import NewSession, SessionChange, SessionQuery, new_session

@@ -15,17 +15,16 @@ from .models import (
     AgentConfig,
     ChatHistoryPage,
     ContextMessage,
-    NewRun,
     Run,
     RunTranscript,
     SearchHit,
     Session,
-    SessionKind,
     SessionPage,
     SessionSummary,
     ToolCallPage,
 )
 from .records import ImportedSession, OnConflict, SessionRecord, StoreCounts
+from .run_inputs import NewRun, SessionKind
 
 if TYPE_CHECKING:
     from .sqlite_paused import PausedRun  # its module imports this one

@@ -11,8 +11,9 @@ from typing import get_args
 from .attachments import recorded_attachment
 from .errors import InvalidInput
 from .limits import MAX_SESSION_TOKENS, check_id, check_name, dump_json
-from .models import NewMessage, NewRun, NewToolCall, RunMetrics, SessionKind
+from .models import RunMetrics
 from .records import OnConflict, RunRecord, SessionRecord
+from .run_inputs import NewMessage, NewRun, NewToolCall, SessionKind
 from .sqlite_rows import PreparedRun, prepare_run
 
 RECORD_COLUMNS = (

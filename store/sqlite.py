@@ -17,8 +17,8 @@ from pathlib import Path
 from . import sqlite_export, sqlite_import
 from .cursor import SECRET_BYTES, CursorSealer
 from .limits import RUN_LEASE_S, check_id
-from .models import NewRun
 from .records import ImportedSession, OnConflict, SessionRecord, StoreCounts
+from .run_inputs import NewRun
 from .sqlite_connection import Connection, write
 from .sqlite_files import make_companions_private, prepare_file
 from .sqlite_identity import UserDirectory

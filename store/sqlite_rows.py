@@ -25,7 +25,6 @@ from .limits import (
     text_bytes,
 )
 from .models import (
-    NewRun,
     Requirement,
     Run,
     Session,
@@ -36,6 +35,7 @@ from .models import (
     ToolCall,
     WorkflowStep,
 )
+from .run_inputs import NewRun
 from .sqlite_search_index import tool_call_text
 
 

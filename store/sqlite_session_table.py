@@ -14,9 +14,10 @@ from .clock import utc_now
 from .cursor import CursorSealer
 from .errors import InvalidInput
 from .limits import MAX_SESSION_TOKENS, check_name, dump_json, same_json
-from .models import AgentConfig, Session, SessionKind, SessionPage
+from .models import AgentConfig, Session, SessionPage
 from .pages import fill_page
 from .protocol import Order, SortKey
+from .run_inputs import SessionKind
 from .sqlite_identity import find_session
 from .sqlite_rows import PAUSED_RUN_IDS, row_to_session
 

@@ -26,12 +26,10 @@ from .models import (
     AgentConfig,
     ChatHistoryPage,
     ContextMessage,
-    NewRun,
     Run,
     RunTranscript,
     SearchHit,
     Session,
-    SessionKind,
     SessionPage,
     SessionSummary,
     ToolCallPage,
@@ -39,6 +37,7 @@ from .models import (
 from .protocol import Order, SortKey
 from .record_checks import runs_to_read
 from .records import SessionRecord
+from .run_inputs import NewRun, SessionKind
 from .sqlite_connection import Connection, read, write
 from .sqlite_identity import OwnedSession, UserDirectory
 from .sqlite_paused import PausedRun

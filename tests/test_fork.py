@@ -12,8 +12,8 @@ import pytest
 from mcp import Client
 
 from mcp_server_sessions.store import InvalidInput, NewRun, SessionStore, SessionSummary, SqliteStore
-from mcp_server_sessions.store.models import SessionKind
 from mcp_server_sessions.store.records import SessionRecord
+from mcp_server_sessions.store.run_inputs import SessionKind
 from tests.helpers import call_error, call_ok
 
 pytestmark = pytest.mark.anyio

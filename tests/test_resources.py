@@ -40,7 +40,8 @@ from mcp_server_sessions.store import (
 )
 from mcp_server_sessions.store.attachments import NewAttachment
 from mcp_server_sessions.store.limits import RESULT_BUDGET_BYTES
-from mcp_server_sessions.store.models import NewToolCall, RunMetrics
+from mcp_server_sessions.store.models import RunMetrics
+from mcp_server_sessions.store.run_inputs import NewToolCall
 from tests.helpers import call_ok
 from tests.http_server import add_token, http_client, http_server
 from tests.test_isolation import BAD_CURSOR

@@ -18,7 +18,6 @@ from mcp_server_sessions.store.limits import (
     TOOL_CALL_LINE_CHARS,
 )
 from mcp_server_sessions.store.models import (
-    NewToolCall,
     RunStatus,
     Session,
     SessionMetrics,
@@ -28,6 +27,7 @@ from mcp_server_sessions.store.models import (
     WorkflowStep,
 )
 from mcp_server_sessions.store.records import RecordedMessage, RunRecord, SessionRecord
+from mcp_server_sessions.store.run_inputs import NewToolCall
 
 from .fitting import fitted_id, fitted_json, fitted_name, fitted_text, json_size
 
