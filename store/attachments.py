@@ -10,9 +10,9 @@ read through the `session://{session_id}/attachments/{attachment_id}` resource.
 import base64
 import binascii
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +26,9 @@ from .limits import (
     check_id,
     text_bytes,
 )
+
+if TYPE_CHECKING:
+    from .models import ChatHistoryPage  # models.py imports this module
 
 AttachmentType = Literal["image", "audio", "file"]
 
@@ -124,6 +127,10 @@ class PreparedAttachment:
         )
 
 
+REF_COLUMNS = "a.attachment_id, a.type, a.mime_type, a.name, a.size, a.url"
+"""The attachments columns `row_ref` reads (the table aliased `a`), on both backends."""
+
+
 def row_ref(row: Any, session_id: str, name: str | None) -> AttachmentRef:
     """An attachments row of the session (a sqlite3.Row or an asyncpg.Record) as a reference; `name` as the
     backend reads it."""
@@ -136,6 +143,28 @@ def row_ref(row: Any, session_id: str, name: str | None) -> AttachmentRef:
         url=row["url"],
         uri=attachment_uri(session_id, row["attachment_id"]),
     )
+
+
+def stored_record(ref: AttachmentRef, data: bytes | None) -> AttachmentRecord:
+    """An attachment as a record carries it: its reference, and its bytes in base64 when they were read."""
+    return AttachmentRecord(**dict(ref), data=base64.b64encode(data).decode("ascii") if data is not None else None)
+
+
+def user_run_ids(page: "ChatHistoryPage") -> list[str]:
+    """The runs whose input (user message) is on the page: those whose attachments the page shows."""
+    return sorted({message.run_id for message in page.messages if message.role == "user"})
+
+
+def with_page_refs(page: "ChatHistoryPage", refs: Iterable[tuple[str, AttachmentRef]]) -> "ChatHistoryPage":
+    """The page with each user message carrying the references of its run (`refs`: run_id and reference,
+    in the order they were sent)."""
+    by_run: dict[str, list[AttachmentRef]] = {}
+    for run_id, ref in refs:
+        by_run.setdefault(run_id, []).append(ref)
+    for message in page.messages:
+        if message.role == "user":
+            message.attachments = by_run.get(message.run_id, [])
+    return page
 
 
 def attachment_uri(session_id: str, attachment_id: str) -> str:

@@ -4,21 +4,28 @@ session already resolved to the caller; the rows cascade with their run and sess
 them (postgres_fork.py).
 """
 
-import base64
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import asyncpg
 
-from .attachments import AttachmentRecord, AttachmentRef, PreparedAttachment, attachment_taken, row_ref
+from .attachments import (
+    REF_COLUMNS,
+    AttachmentRecord,
+    AttachmentRef,
+    PreparedAttachment,
+    attachment_taken,
+    row_ref,
+    stored_record,
+    user_run_ids,
+    with_page_refs,
+)
 from .models import ChatHistoryPage
 from .postgres_values import optional_from_db, optional_to_db
 
 if TYPE_CHECKING:
     from .postgres_schema import Conn
-
-_REF_COLUMNS = "a.attachment_id, a.type, a.mime_type, a.name, a.size, a.url"
 
 
 async def write(
@@ -58,28 +65,22 @@ async def write(
 
 async def run_refs(conn: "Conn", run_pk: int, session_id: str) -> list[AttachmentRef]:
     """The run's attachments, in the order they were sent."""
-    rows = await conn.fetch(f"SELECT {_REF_COLUMNS} FROM attachments a WHERE a.run_pk = $1 ORDER BY a.pk", run_pk)
+    rows = await conn.fetch(f"SELECT {REF_COLUMNS} FROM attachments a WHERE a.run_pk = $1 ORDER BY a.pk", run_pk)
     return [_ref(row, session_id) for row in rows]
 
 
 async def with_refs(conn: "Conn", session_pk: int, page: ChatHistoryPage) -> ChatHistoryPage:
     """The page with each user message (a run's input) carrying its run's attachments."""
-    run_ids = sorted({message.run_id for message in page.messages if message.role == "user"})
+    run_ids = user_run_ids(page)
     if not run_ids:
         return page
-    refs: dict[str, list[AttachmentRef]] = {}
     rows = await conn.fetch(
-        f"SELECT r.run_id, {_REF_COLUMNS} FROM runs r JOIN attachments a ON a.run_pk = r.pk "
+        f"SELECT r.run_id, {REF_COLUMNS} FROM runs r JOIN attachments a ON a.run_pk = r.pk "
         "WHERE r.session_pk = $1 AND r.run_id = ANY($2::text[]) ORDER BY a.pk",
         session_pk,
         run_ids,
     )
-    for row in rows:
-        refs.setdefault(row["run_id"], []).append(_ref(row, page.session_id))
-    for message in page.messages:
-        if message.role == "user":
-            message.attachments = refs.get(message.run_id, [])
-    return page
+    return with_page_refs(page, ((row["run_id"], _ref(row, page.session_id)) for row in rows))
 
 
 async def content(
@@ -87,7 +88,7 @@ async def content(
 ) -> tuple[AttachmentRef, bytes | None] | None:
     """One attachment of the session with its bytes (None for a url attachment); None when it has no such one."""
     row = await conn.fetchrow(
-        f"SELECT {_REF_COLUMNS}, a.data FROM attachments a WHERE a.session_pk = $1 AND a.attachment_id = $2",
+        f"SELECT {REF_COLUMNS}, a.data FROM attachments a WHERE a.session_pk = $1 AND a.attachment_id = $2",
         session_pk,
         attachment_id,
     )
@@ -101,14 +102,13 @@ async def records(
     base64 if `with_bytes`, else as references (no `data`; the bytes are not read)."""
     by_run: dict[int, list[AttachmentRecord]] = {}
     rows = await conn.fetch(
-        f"SELECT a.run_pk, {_REF_COLUMNS}, {'a.data' if with_bytes else 'NULL::bytea AS data'} FROM attachments a "
+        f"SELECT a.run_pk, {REF_COLUMNS}, {'a.data' if with_bytes else 'NULL::bytea AS data'} FROM attachments a "
         "WHERE a.session_pk = $1 AND a.run_pk >= $2 ORDER BY a.run_pk, a.pk",
         session_pk,
         first_run_pk,
     )
     for row in rows:
-        data = base64.b64encode(row["data"]).decode("ascii") if row["data"] is not None else None
-        by_run.setdefault(row["run_pk"], []).append(AttachmentRecord(**dict(_ref(row, session_id)), data=data))
+        by_run.setdefault(row["run_pk"], []).append(stored_record(_ref(row, session_id), row["data"]))
     return by_run
 
 

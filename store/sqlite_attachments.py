@@ -7,15 +7,22 @@ sqlite_identity.py (so already checked to belong to the caller). The rows go wit
 (sqlite_fork.py).
 """
 
-import base64
 import json
 import sqlite3
 from collections.abc import Sequence
 
-from .attachments import AttachmentRecord, AttachmentRef, PreparedAttachment, attachment_taken, row_ref
+from .attachments import (
+    REF_COLUMNS,
+    AttachmentRecord,
+    AttachmentRef,
+    PreparedAttachment,
+    attachment_taken,
+    row_ref,
+    stored_record,
+    user_run_ids,
+    with_page_refs,
+)
 from .models import ChatHistoryPage
-
-_REF_COLUMNS = "a.attachment_id, a.type, a.mime_type, a.name, a.size, a.url"
 
 
 def write(
@@ -44,27 +51,21 @@ def write(
 
 def run_refs(raw: sqlite3.Connection, run_pk: int, session_id: str) -> list[AttachmentRef]:
     """The run's attachments, in the order they were sent."""
-    rows = raw.execute(f"SELECT {_REF_COLUMNS} FROM attachments a WHERE a.run_pk = ? ORDER BY a.pk", (run_pk,))
+    rows = raw.execute(f"SELECT {REF_COLUMNS} FROM attachments a WHERE a.run_pk = ? ORDER BY a.pk", (run_pk,))
     return [_ref(row, session_id) for row in rows]
 
 
 def with_refs(raw: sqlite3.Connection, session_pk: int, page: ChatHistoryPage) -> ChatHistoryPage:
     """The page with each user message (a run's input) carrying its run's attachments."""
-    run_ids = sorted({message.run_id for message in page.messages if message.role == "user"})
+    run_ids = user_run_ids(page)
     if not run_ids:
         return page
-    refs: dict[str, list[AttachmentRef]] = {}
     rows = raw.execute(
-        f"SELECT r.run_id, {_REF_COLUMNS} FROM runs r JOIN attachments a ON a.run_pk = r.pk "
+        f"SELECT r.run_id, {REF_COLUMNS} FROM runs r JOIN attachments a ON a.run_pk = r.pk "
         "WHERE r.session_pk = ? AND r.run_id IN (SELECT value FROM json_each(?)) ORDER BY a.pk",
         (session_pk, json.dumps(run_ids)),
     )
-    for row in rows:
-        refs.setdefault(row["run_id"], []).append(_ref(row, page.session_id))
-    for message in page.messages:
-        if message.role == "user":
-            message.attachments = refs.get(message.run_id, [])
-    return page
+    return with_page_refs(page, ((row["run_id"], _ref(row, page.session_id)) for row in rows))
 
 
 def content(
@@ -72,7 +73,7 @@ def content(
 ) -> tuple[AttachmentRef, bytes | None] | None:
     """One attachment of the session with its bytes (None for a url attachment); None when it has no such one."""
     row = raw.execute(
-        f"SELECT {_REF_COLUMNS}, a.data FROM attachments a WHERE a.session_pk = ? AND a.attachment_id = ?",
+        f"SELECT {REF_COLUMNS}, a.data FROM attachments a WHERE a.session_pk = ? AND a.attachment_id = ?",
         (session_pk, attachment_id),
     ).fetchone()
     return None if row is None else (_ref(row, session_id), row["data"])
@@ -85,14 +86,12 @@ def records(
     base64 if `with_bytes`, else as references (no `data`; the bytes are not read)."""
     by_run: dict[int, list[AttachmentRecord]] = {}
     rows = raw.execute(
-        f"SELECT a.run_pk, {_REF_COLUMNS}, {'a.data' if with_bytes else 'NULL AS data'} FROM attachments a "
+        f"SELECT a.run_pk, {REF_COLUMNS}, {'a.data' if with_bytes else 'NULL AS data'} FROM attachments a "
         "WHERE a.session_pk = ? AND a.run_pk >= ? ORDER BY a.run_pk, a.pk",
         (session_pk, first_run_pk),
     )
     for row in rows:
-        ref = _ref(row, session_id)
-        data = base64.b64encode(row["data"]).decode("ascii") if row["data"] is not None else None
-        by_run.setdefault(row["run_pk"], []).append(AttachmentRecord(**dict(ref), data=data))
+        by_run.setdefault(row["run_pk"], []).append(stored_record(_ref(row, session_id), row["data"]))
     return by_run
 
 

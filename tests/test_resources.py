@@ -35,8 +35,7 @@ from mcp_server_sessions.store import (
     NewRun,
     SessionStore,
     SessionSummary,
-    postgres_attachments,
-    sqlite_attachments,
+    attachments,
 )
 from mcp_server_sessions.store.attachments import NewAttachment
 from mcp_server_sessions.store.limits import RESULT_BUDGET_BYTES
@@ -241,8 +240,8 @@ async def test_reading_a_session_or_resuming_it_never_reads_an_attachments_bytes
     def refused(data: bytes) -> bytes:
         raise AssertionError(f"{len(data):,} bytes of an attachment were read and encoded")
 
-    for module in (sqlite_attachments, postgres_attachments):  # where a record's attachment bytes are encoded
-        monkeypatch.setattr(module, "base64", SimpleNamespace(b64encode=refused))
+    # where a record's attachment bytes are encoded, for both backends (attachments.stored_record)
+    monkeypatch.setattr(attachments, "base64", SimpleNamespace(b64encode=refused))
     with anyio.fail_after(TIMEOUT):
         text = await read_text(client, "session://trip")
         prompt = await prompt_text(client, {"session_id": "trip"})
