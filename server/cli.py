@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from mcp_server_sessions.store import InvalidInput, StoreError
 from mcp_server_sessions.store.limits import check_id
@@ -130,10 +131,15 @@ def configure_logging(level: str) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def refuse(sentence: str) -> None:
-    """A command line that cannot work: one sentence on stderr, exit status 2."""
+def fail(sentence: str, status: int = 1) -> NoReturn:
+    """One sentence on stderr, then exit with `status` (every command's way out of a failure)."""
     print(f"{PROG}: {sentence}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
+
+
+def refuse(sentence: str) -> NoReturn:
+    """A command line that cannot work: one sentence on stderr, exit status 2."""
+    fail(sentence, 2)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from mcp_server_sessions.store import SessionStore, StoreError
 from mcp_server_sessions.store.opening import open_store
 
 from .cli import PROG, add_store_flags, settings_from
+from .cli import fail as fail  # re-exported: the commands' one way out of a failure
 from .settings import Settings
 
 T = TypeVar("T")
@@ -40,12 +41,6 @@ def command_parser(name: str, description: str) -> argparse.ArgumentParser:
 
 def command_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Settings:
     return settings_from(args, parser)
-
-
-def fail(sentence: str, status: int = EXIT_FAILED) -> NoReturn:
-    """One sentence on stderr, then exit with `status`."""
-    print(f"{PROG}: {sentence}", file=sys.stderr)
-    sys.exit(status)
 
 
 def require_existing_db(settings: Settings) -> None:

@@ -16,7 +16,7 @@ from mcp_server_sessions.store import StoreError
 from mcp_server_sessions.store.opening import open_store
 from mcp_server_sessions.store.records import StoreCounts
 
-from .cli import PROG, refuse
+from .cli import PROG, fail, refuse
 
 _KINDS = ("users", "sessions", "runs", "messages", "tool_calls")
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -46,19 +46,15 @@ def copy(argv: list[str]) -> None:
     try:
         source, destination, added = asyncio.run(_copy(args.source, args.destination, show))
     except StoreError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        sys.exit(1)
+        fail(str(exc))
     except KeyboardInterrupt:
-        print(f"{PROG}: Copy interrupted; the sessions copied so far are whole, run it again to end.", file=sys.stderr)
-        sys.exit(130)
+        fail("Copy interrupted; the sessions copied so far are whole, run it again to end.", 130)
     short = [kind.replace("_", " ") for kind in _KINDS if getattr(destination, kind) < getattr(source, kind)]
     if short:
-        print(
-            f"{PROG}: The destination holds fewer {' and '.join(short)} than the source "
-            f"({_figures(destination)} against {_figures(source)}); stop the servers on both and run the copy again.",
-            file=sys.stderr,
+        fail(
+            f"The destination holds fewer {' and '.join(short)} than the source "
+            f"({_figures(destination)} against {_figures(source)}); stop the servers on both and run the copy again."
         )
-        sys.exit(1)
     print(
         f"Copied {_figures(source)} of {source.users} users ({added} runs added by this copy); "
         "verified against the destination's counts."

@@ -10,7 +10,7 @@ from mcp_server_sessions.store import InvalidInput
 from mcp_server_sessions.store.limits import check_id
 
 from .auth.token_file import add_token, read_token_file, revoke_tokens
-from .cli import PROG, refuse
+from .cli import PROG, fail, refuse
 
 
 def tokens_parser() -> argparse.ArgumentParser:
@@ -61,8 +61,7 @@ def _act(args: argparse.Namespace, path: Path) -> None:
     else:
         removed = revoke_tokens(path, args.user_id)
         if not removed:
-            print(f"{PROG}: {path} has no token of {args.user_id}.", file=sys.stderr)
-            sys.exit(1)
+            fail(f"{path} has no token of {args.user_id}.")
         print(
             f"Revoked {removed} token(s) of {args.user_id}; the server refuses them from its next request.",
             file=sys.stderr,
